@@ -269,7 +269,6 @@ async fn run_closed(
     config.no_print_metrics = true;
     config.no_error_summary = true;
     config.no_telnet = true;
-    config.no_websocket = true;
     config.no_reset_metrics = true;
     config.no_status_codes = true;
 

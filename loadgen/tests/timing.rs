@@ -53,7 +53,7 @@ async fn ttft_and_streaming_match_the_server_delays() {
     assert_eq!(o.counters.counted_by_server, o.ok);
     assert_eq!(o.counters.count_mismatches, 0);
     let per_req = o.tokens_per_s_per_request.unwrap();
-    assert!(per_req.p50 > 25.0 && per_req.p50 < 35.0, "10 tokens in ~0.28 s: {per_req:?}");
+    assert!(per_req.p50 > 30.0 && per_req.p50 <= 35.8, "10 tokens in ~0.28 s: {per_req:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -407,7 +407,8 @@ fn resolve_steps(
         other => return Err(ctx.err("load.arrival", format!("unknown arrival `{other}`; allowed: poisson, constant"))),
     };
     if !open && (load.rates.is_some() || load.arrival.is_some() || load.max_in_flight.is_some()) {
-        return Err(ctx.err("load.mode", "`rates`, `arrival` and `max_in_flight` need mode = \"open\""));
+        let key = if load.rates.is_some() { "load.rates" } else if load.arrival.is_some() { "load.arrival" } else { "load.max_in_flight" };
+        return Err(ctx.err(key, "`rates`, `arrival` and `max_in_flight` need mode = \"open\""));
     }
     if open && load.users.is_some() {
         return Err(ctx.err("load.users", "open-loop mode takes `rates`, not `users`"));
