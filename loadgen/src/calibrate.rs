@@ -65,9 +65,15 @@ pub struct LevelResult {
 }
 
 /// Run the calibration; `progress` is called after each level.
-pub fn calibrate(cfg: &CalibrateConfig, mut progress: impl FnMut(&LevelResult)) -> anyhow::Result<Vec<LevelResult>> {
+pub fn calibrate(
+    cfg: &CalibrateConfig,
+    mut progress: impl FnMut(&LevelResult),
+) -> anyhow::Result<Vec<LevelResult>> {
     // The server gets its own runtime and thread, so the client's core is its own.
-    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     let server = server_rt.block_on(MockServer::start(MockConfig {
         flavor: Flavor::Lorax,
         ttft: cfg.ttft,
@@ -75,7 +81,9 @@ pub fn calibrate(cfg: &CalibrateConfig, mut progress: impl FnMut(&LevelResult)) 
         ..MockConfig::default()
     }))?;
     let url = format!("{}/generate_stream", server.url());
-    let client_rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let mut results = Vec::new();
     let mut next_id = 0u64;
     for &n in &cfg.levels {
@@ -95,7 +103,9 @@ async fn level(
     stats: &Arc<MockStats>,
     next_id: &mut u64,
 ) -> anyhow::Result<LevelResult> {
-    let http = reqwest::Client::builder().pool_max_idle_per_host(n).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(n)
+        .build()?;
     let start = Instant::now();
     let deadline = start + cfg.duration;
     let cpu0 = thread_cpu();
@@ -145,7 +155,8 @@ async fn level(
             failed += 1;
             continue;
         }
-        let (Some(e), Some(f), Some(l)) = (emits.get(id), stamps.first_token, stamps.last_token) else {
+        let (Some(e), Some(f), Some(l)) = (emits.get(id), stamps.first_token, stamps.last_token)
+        else {
             failed += 1;
             continue;
         };
@@ -166,7 +177,10 @@ async fn level(
 
 /// CPU time of the calling thread.
 fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we own.
     if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
         return Duration::ZERO;
@@ -187,13 +201,21 @@ pub fn render(results: &[LevelResult]) -> String {
             r.failed,
             r.events_per_s,
             r.client_cpu_percent,
-            format!("{}/{}/{}", r.first_token_error_us[0], r.first_token_error_us[1], r.first_token_error_us[2]),
-            format!("{}/{}/{}", r.last_token_error_us[0], r.last_token_error_us[1], r.last_token_error_us[2]),
+            format!(
+                "{}/{}/{}",
+                r.first_token_error_us[0], r.first_token_error_us[1], r.first_token_error_us[2]
+            ),
+            format!(
+                "{}/{}/{}",
+                r.last_token_error_us[0], r.last_token_error_us[1], r.last_token_error_us[2]
+            ),
         ));
     }
     let within = results
         .iter()
-        .filter(|r| r.failed == 0 && r.first_token_error_us[1] < 1000 && r.last_token_error_us[1] < 1000)
+        .filter(|r| {
+            r.failed == 0 && r.first_token_error_us[1] < 1000 && r.last_token_error_us[1] < 1000
+        })
         .max_by_key(|r| r.concurrency);
     match within {
         Some(r) => out.push_str(&format!(

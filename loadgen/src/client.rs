@@ -30,7 +30,10 @@ pub struct PreparedRequest {
 /// Send `req` and read its stream to the end. Returns the stamps, the end
 /// instant and the failure, if any. `sent` is stamped just before the request
 /// is handed to the client.
-pub async fn send(client: &reqwest::Client, req: PreparedRequest) -> (Instant, Stamps, Instant, Option<Failure>) {
+pub async fn send(
+    client: &reqwest::Client,
+    req: PreparedRequest,
+) -> (Instant, Stamps, Instant, Option<Failure>) {
     let mut stamps = Stamps::default();
     let timeout = req.timeout;
     let sent = Instant::now();
@@ -41,13 +44,20 @@ pub async fn send(client: &reqwest::Client, req: PreparedRequest) -> (Instant, S
         Ok(Err(failure)) => Some(failure),
         Err(_) => Some(Failure {
             kind: ErrorKind::Timeout,
-            detail: format!("no complete response within {}", humantime::format_duration(timeout)),
+            detail: format!(
+                "no complete response within {}",
+                humantime::format_duration(timeout)
+            ),
         }),
     };
     (sent, stamps, end, failure)
 }
 
-async fn exchange(client: &reqwest::Client, req: PreparedRequest, stamps: &mut Stamps) -> Result<(), Failure> {
+async fn exchange(
+    client: &reqwest::Client,
+    req: PreparedRequest,
+    stamps: &mut Stamps,
+) -> Result<(), Failure> {
     let mut builder = client
         .post(&req.url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -62,22 +72,33 @@ async fn exchange(client: &reqwest::Client, req: PreparedRequest, stamps: &mut S
     stamps.status = Some(status.as_u16());
     if !status.is_success() {
         let body = response.text().await.unwrap_or_default();
-        return Err(Failure { kind: ErrorKind::Http(status.as_u16()), detail: clip(body.trim()).to_owned() });
+        return Err(Failure {
+            kind: ErrorKind::Http(status.as_u16()),
+            detail: clip(body.trim()).to_owned(),
+        });
     }
     let mut events = response.bytes_stream().eventsource();
     while let Some(event) = events.next().await {
         let now = Instant::now();
-        let event = event.map_err(|e| Failure { kind: ErrorKind::StreamBroken, detail: e.to_string() })?;
+        let event = event.map_err(|e| Failure {
+            kind: ErrorKind::StreamBroken,
+            detail: e.to_string(),
+        })?;
         if stamps.first_event.is_none() {
             stamps.first_event = Some(now);
         }
         if event.data.is_empty() {
             continue;
         }
-        let parsed = parse_event(req.protocol, &event.data)
-            .map_err(|e| Failure { kind: ErrorKind::Protocol, detail: e.to_string() })?;
+        let parsed = parse_event(req.protocol, &event.data).map_err(|e| Failure {
+            kind: ErrorKind::Protocol,
+            detail: e.to_string(),
+        })?;
         if let Some(message) = parsed.error {
-            return Err(Failure { kind: ErrorKind::ServerError, detail: clip(&message).to_owned() });
+            return Err(Failure {
+                kind: ErrorKind::ServerError,
+                detail: clip(&message).to_owned(),
+            });
         }
         if parsed.carries_token {
             stamps.token(now);

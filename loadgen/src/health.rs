@@ -18,7 +18,10 @@ pub struct CpuClock {
 impl CpuClock {
     /// Start measuring now.
     pub fn start() -> CpuClock {
-        CpuClock { wall: Instant::now(), cpu: process_cpu() }
+        CpuClock {
+            wall: Instant::now(),
+            cpu: process_cpu(),
+        }
     }
 
     /// Health so far, with warnings drawn from the steps' measurements.
@@ -26,7 +29,11 @@ impl CpuClock {
         let wall_s = self.wall.elapsed().as_secs_f64();
         let cpu_s = process_cpu().saturating_sub(self.cpu).as_secs_f64();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let percent = if wall_s > 0.0 { cpu_s / wall_s * 100.0 } else { 0.0 };
+        let percent = if wall_s > 0.0 {
+            cpu_s / wall_s * 100.0
+        } else {
+            0.0
+        };
         let mut warnings = Vec::new();
         if percent > 80.0 * cores as f64 {
             warnings.push(format!(
@@ -45,7 +52,13 @@ impl CpuClock {
                 }
             }
         }
-        ClientHealth { wall_s, cpu_s, cpu_percent_of_one_core: percent, cores, warnings }
+        ClientHealth {
+            wall_s,
+            cpu_s,
+            cpu_percent_of_one_core: percent,
+            cores,
+            warnings,
+        }
     }
 }
 

@@ -107,7 +107,8 @@ struct RunArgs {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,goose=error".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,goose=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -146,20 +147,42 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Merge { inputs, out } => {
-            let summaries = inputs.iter().map(|p| Summary::read(p)).collect::<anyhow::Result<Vec<_>>>()?;
+            let summaries = inputs
+                .iter()
+                .map(|p| Summary::read(p))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let merged = merge::merge(&summaries)?;
             std::fs::create_dir_all(&out)?;
-            std::fs::write(out.join("summary.json"), serde_json::to_vec_pretty(&merged)?)?;
+            std::fs::write(
+                out.join("summary.json"),
+                serde_json::to_vec_pretty(&merged)?,
+            )?;
             print!("{}", table::render(&merged));
-            println!("merged {} runs into {}", inputs.len(), out.join("summary.json").display());
+            println!(
+                "merged {} runs into {}",
+                inputs.len(),
+                out.join("summary.json").display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { input } => {
             print!("{}", table::render(&Summary::read(&input)?));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Calibrate { streams, duration, tokens, gap, json } => {
-            let cfg = CalibrateConfig { levels: streams, duration, tokens, gap, ..CalibrateConfig::default() };
+        Command::Calibrate {
+            streams,
+            duration,
+            tokens,
+            gap,
+            json,
+        } => {
+            let cfg = CalibrateConfig {
+                levels: streams,
+                duration,
+                tokens,
+                gap,
+                ..CalibrateConfig::default()
+            };
             eprintln!(
                 "calibrating: {} tokens per request, {} apart, {} per level",
                 cfg.tokens,
@@ -167,7 +190,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 humantime::format_duration(cfg.duration)
             );
             let results = calibrate::calibrate(&cfg, |r| {
-                eprintln!("  {} streams: {:.0} events/s", r.concurrency, r.events_per_s)
+                eprintln!(
+                    "  {} streams: {:.0} events/s",
+                    r.concurrency, r.events_per_s
+                )
             })?;
             print!("{}", calibrate::render(&results));
             if let Some(path) = json {
@@ -187,7 +213,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
     };
     let scenario = Scenario::load(&args.scenario, &overrides)?;
-    let out_dir = args.out.unwrap_or_else(|| runner::default_out_dir(&scenario));
+    let out_dir = args
+        .out
+        .unwrap_or_else(|| runner::default_out_dir(&scenario));
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
     ctrlc::set_handler(move || {

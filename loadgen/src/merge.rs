@@ -18,10 +18,18 @@ pub fn merge(summaries: &[Summary]) -> anyhow::Result<Summary> {
     let mut out = first.clone();
     for s in rest {
         if s.scenario.name != first.scenario.name || s.scenario.text != first.scenario.text {
-            bail!("cannot merge runs of different scenarios (`{}` vs `{}`)", first.scenario.name, s.scenario.name);
+            bail!(
+                "cannot merge runs of different scenarios (`{}` vs `{}`)",
+                first.scenario.name,
+                s.scenario.name
+            );
         }
         if s.steps.len() != first.steps.len() {
-            bail!("runs have different numbers of finished steps ({} vs {})", first.steps.len(), s.steps.len());
+            bail!(
+                "runs have different numbers of finished steps ({} vs {})",
+                first.steps.len(),
+                s.steps.len()
+            );
         }
     }
     for (i, step) in out.steps.iter_mut().enumerate() {
@@ -30,10 +38,15 @@ pub fn merge(summaries: &[Summary]) -> anyhow::Result<Summary> {
     }
     for s in rest {
         for (adapter, cold) in &s.cold_requests {
-            out.cold_requests.entry(adapter.clone()).or_default().extend(cold.iter().cloned());
+            out.cold_requests
+                .entry(adapter.clone())
+                .or_default()
+                .extend(cold.iter().cloned());
         }
         out.partial |= s.partial;
-        out.health.warnings.extend(s.health.warnings.iter().cloned());
+        out.health
+            .warnings
+            .extend(s.health.warnings.iter().cloned());
         for url in &s.target.urls {
             if !out.target.urls.contains(url) {
                 out.target.urls.push(url.clone());
@@ -46,21 +59,40 @@ pub fn merge(summaries: &[Summary]) -> anyhow::Result<Summary> {
 }
 
 fn merge_step(step: &mut StepSummary, others: &[&StepSummary]) -> anyhow::Result<()> {
-    let window = others.iter().map(|o| o.overall.window_s).fold(step.overall.window_s, f64::max);
-    step.overall = merge_breakdowns(std::iter::once(&step.overall).chain(others.iter().map(|o| &o.overall)), window)?;
-    let adapters = merge_maps(std::iter::once(&step.by_adapter).chain(others.iter().map(|o| &o.by_adapter)), window)?;
-    let targets = merge_maps(std::iter::once(&step.by_target).chain(others.iter().map(|o| &o.by_target)), window)?;
+    let window = others
+        .iter()
+        .map(|o| o.overall.window_s)
+        .fold(step.overall.window_s, f64::max);
+    step.overall = merge_breakdowns(
+        std::iter::once(&step.overall).chain(others.iter().map(|o| &o.overall)),
+        window,
+    )?;
+    let adapters = merge_maps(
+        std::iter::once(&step.by_adapter).chain(others.iter().map(|o| &o.by_adapter)),
+        window,
+    )?;
+    let targets = merge_maps(
+        std::iter::once(&step.by_target).chain(others.iter().map(|o| &o.by_target)),
+        window,
+    )?;
     step.by_adapter = adapters;
     step.by_target = targets;
     step.warmup_requests += others.iter().map(|o| o.warmup_requests).sum::<u64>();
     step.cancelled_requests += others.iter().map(|o| o.cancelled_requests).sum::<u64>();
     step.complete &= others.iter().all(|o| o.complete);
-    step.users = step.users.map(|u| u + others.iter().filter_map(|o| o.users).sum::<usize>());
-    step.rate_per_s = step.rate_per_s.map(|r| r + others.iter().filter_map(|o| o.rate_per_s).sum::<f64>());
+    step.users = step
+        .users
+        .map(|u| u + others.iter().filter_map(|o| o.users).sum::<usize>());
+    step.rate_per_s = step
+        .rate_per_s
+        .map(|r| r + others.iter().filter_map(|o| o.rate_per_s).sum::<f64>());
     Ok(())
 }
 
-fn merge_breakdowns<'a>(items: impl Iterator<Item = &'a Breakdown>, window_s: f64) -> anyhow::Result<Breakdown> {
+fn merge_breakdowns<'a>(
+    items: impl Iterator<Item = &'a Breakdown>,
+    window_s: f64,
+) -> anyhow::Result<Breakdown> {
     let mut acc = Accumulator::default();
     for b in items {
         acc.merge(&Accumulator::from_breakdown(b).map_err(anyhow::Error::msg)?);

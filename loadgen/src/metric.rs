@@ -89,7 +89,14 @@ pub enum Stat {
 
 impl Stat {
     /// All statistics, in table order.
-    pub const ALL: [Stat; 6] = [Stat::Avg, Stat::P50, Stat::P90, Stat::P95, Stat::P99, Stat::Max];
+    pub const ALL: [Stat; 6] = [
+        Stat::Avg,
+        Stat::P50,
+        Stat::P90,
+        Stat::P95,
+        Stat::P99,
+        Stat::Max,
+    ];
 
     /// The short name used in keys and files.
     pub fn as_str(self) -> &'static str {
@@ -133,7 +140,8 @@ pub struct LatencyKey {
 
 impl LatencyKey {
     /// Text describing the accepted forms, for error messages.
-    pub const FORMS: &'static str = "<metric>_<stat>_ms with metric one of total, ttft, streaming, \
+    pub const FORMS: &'static str =
+        "<metric>_<stat>_ms with metric one of total, ttft, streaming, \
          tpot, itl and stat one of avg, p50, p90, p95, p99, max (e.g. ttft_p90_ms)";
 }
 

@@ -113,7 +113,10 @@ impl MockServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let stats = Arc::new(MockStats::default());
-        let shared = Arc::new(Shared { config, stats: Arc::clone(&stats) });
+        let shared = Arc::new(Shared {
+            config,
+            stats: Arc::clone(&stats),
+        });
         let app = Router::new()
             .route("/generate_stream", post(handle))
             .route("/v1/completions", post(handle))
@@ -127,7 +130,11 @@ impl MockServer {
                 })
                 .await;
         });
-        Ok(MockServer { addr, stats, shutdown: Some(tx) })
+        Ok(MockServer {
+            addr,
+            stats,
+            shutdown: Some(tx),
+        })
     }
 
     /// Base URL (`http://127.0.0.1:PORT`).
@@ -159,7 +166,10 @@ fn parse_ask(body: &serde_json::Value, chat: bool) -> Ask {
         .or(body["model"].as_str())
         .filter(|s| !s.is_empty())
         .map(str::to_owned);
-    let tokens = params["max_new_tokens"].as_u64().or(body["max_tokens"].as_u64()).unwrap_or(16) as u32;
+    let tokens = params["max_new_tokens"]
+        .as_u64()
+        .or(body["max_tokens"].as_u64())
+        .unwrap_or(16) as u32;
     let prompt = body["inputs"]
         .as_str()
         .or(body["prompt"].as_str())
@@ -173,7 +183,9 @@ fn parse_ask(body: &serde_json::Value, chat: bool) -> Ask {
         adapter,
         tokens: tokens.max(1),
         chat,
-        usage: body["stream_options"]["include_usage"].as_bool().unwrap_or(false),
+        usage: body["stream_options"]["include_usage"]
+            .as_bool()
+            .unwrap_or(false),
         calib_id,
     }
 }
@@ -193,7 +205,10 @@ async fn handle(State(shared): State<Arc<Shared>>, uri: axum::http::Uri, body: B
         .entry(ask.adapter.clone().unwrap_or_else(|| "base".into()))
         .or_default() += 1;
     let cfg = &shared.config;
-    let faulty = cfg.fault_adapter.as_ref().is_none_or(|a| ask.adapter.as_ref() == Some(a));
+    let faulty = cfg
+        .fault_adapter
+        .as_ref()
+        .is_none_or(|a| ask.adapter.as_ref() == Some(a));
     let fault = if faulty { cfg.fault } else { None };
     if let Some(Fault::Status(code)) = fault {
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -216,16 +231,28 @@ async fn handle(State(shared): State<Arc<Shared>>, uri: axum::http::Uri, body: B
                     let now = Instant::now();
                     let first_at = *first.get_or_insert(now);
                     if let Some(id) = calib_id {
-                        stats.emits.lock().expect("not poisoned").insert(id, Emits { first: first_at, last: now });
+                        stats.emits.lock().expect("not poisoned").insert(
+                            id,
+                            Emits {
+                                first: first_at,
+                                last: now,
+                            },
+                        );
                     }
-                    Some((Ok::<Bytes, std::io::Error>(Bytes::from(text)), (it, token_i + 1, first)))
+                    Some((
+                        Ok::<Bytes, std::io::Error>(Bytes::from(text)),
+                        (it, token_i + 1, first),
+                    ))
                 }
                 Step::Plain(text) => Some((Ok(Bytes::from(text)), (it, token_i, first))),
                 Step::Stall => {
                     tokio::time::sleep(Duration::from_secs(3600)).await;
                     None
                 }
-                Step::Break => Some((Err(std::io::Error::other("injected disconnect")), (it, token_i, first))),
+                Step::Break => Some((
+                    Err(std::io::Error::other("injected disconnect")),
+                    (it, token_i, first),
+                )),
             }
         }
     });
@@ -271,7 +298,9 @@ fn script(cfg: &MockConfig, ask: &Ask, fault: Option<Fault>) -> Vec<Step> {
             }
             Some(Fault::ErrorEvent(k)) if i == k => {
                 let body = match cfg.flavor {
-                    Flavor::OpenAi => "{\"error\":{\"message\":\"injected failure\",\"type\":\"server_error\"}}",
+                    Flavor::OpenAi => {
+                        "{\"error\":{\"message\":\"injected failure\",\"type\":\"server_error\"}}"
+                    }
                     _ => "{\"error\":\"injected failure\",\"error_type\":\"generation\"}",
                 };
                 out.push(Step::Plain(format!("{prefix}{body}\n\n")));
@@ -301,7 +330,11 @@ fn script(cfg: &MockConfig, ask: &Ask, fault: Option<Fault>) -> Vec<Step> {
                     "null".to_owned()
                 };
                 let generated = if last { "\"done\"" } else { "null" };
-                let index = if tgi { format!("\"index\":{i},") } else { String::new() };
+                let index = if tgi {
+                    format!("\"index\":{i},")
+                } else {
+                    String::new()
+                };
                 format!(
                     "{prefix}{{{index}\"token\":{{\"id\":{i},\"text\":\"{text}\",\"logprob\":-0.5,\"special\":false}},\"generated_text\":{generated},\"details\":{details}}}\n\n"
                 )
@@ -314,7 +347,11 @@ fn script(cfg: &MockConfig, ask: &Ask, fault: Option<Fault>) -> Vec<Step> {
                 }
             }
         };
-        out.push(if last { Step::Final(event) } else { Step::Token(event) });
+        out.push(if last {
+            Step::Final(event)
+        } else {
+            Step::Token(event)
+        });
     }
     if cfg.flavor == Flavor::OpenAi {
         if ask.usage {

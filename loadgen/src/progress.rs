@@ -21,19 +21,38 @@ pub struct Progress {
 impl Progress {
     /// A display for `scenario`; `enabled = false` draws nothing.
     pub fn new(enabled: bool, scenario: &Scenario, live: Arc<Live>) -> Progress {
-        let bar = ProgressBar::with_draw_target(Some(0), if enabled { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
-        bar.set_style(
-            ProgressStyle::with_template("{prefix:.bold} [{elapsed_precise}] {wide_bar} {pos}/{len}s {msg}")
-                .expect("static template"),
+        let bar = ProgressBar::with_draw_target(
+            Some(0),
+            if enabled {
+                ProgressDrawTarget::stderr()
+            } else {
+                ProgressDrawTarget::hidden()
+            },
         );
-        Progress { bar, steps: scenario.steps.len(), live, ticker: std::sync::Mutex::new(None) }
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:.bold} [{elapsed_precise}] {wide_bar} {pos}/{len}s {msg}",
+            )
+            .expect("static template"),
+        );
+        Progress {
+            bar,
+            steps: scenario.steps.len(),
+            live,
+            ticker: std::sync::Mutex::new(None),
+        }
     }
 
     /// A step starts; it is planned to last `planned`.
     pub fn start_step(&self, step: &Step, planned: Duration) {
         self.bar.reset();
         self.bar.set_length(planned.as_secs().max(1));
-        self.bar.set_prefix(format!("step {}/{} ({})", step.index + 1, self.steps, step.name));
+        self.bar.set_prefix(format!(
+            "step {}/{} ({})",
+            step.index + 1,
+            self.steps,
+            step.name
+        ));
         let (bar, live) = (self.bar.clone(), Arc::clone(&self.live));
         let handle = tokio::spawn(async move {
             let start = tokio::time::Instant::now();
@@ -45,7 +64,11 @@ impl Progress {
                     "req {} err {} ttft p90 {}",
                     live.requests.load(Ordering::Relaxed),
                     live.errors.load(Ordering::Relaxed),
-                    if p90 == 0 { "-".to_owned() } else { format!("{:.1} ms", p90 as f64 / 1e3) }
+                    if p90 == 0 {
+                        "-".to_owned()
+                    } else {
+                        format!("{:.1} ms", p90 as f64 / 1e3)
+                    }
                 ));
             }
         });

@@ -97,10 +97,15 @@ pub fn request_body(protocol: Protocol, req: &GenerationRequest<'_>) -> Vec<u8> 
             serde_json::to_vec(&OpenAiRequest {
                 model: adapter.or(req.base_model).unwrap_or(""),
                 prompt: (!chat).then_some(req.prompt),
-                messages: chat.then_some([ChatMessage { role: "user", content: req.prompt }]),
+                messages: chat.then_some([ChatMessage {
+                    role: "user",
+                    content: req.prompt,
+                }]),
                 max_tokens: req.max_tokens,
                 stream: true,
-                stream_options: StreamOptions { include_usage: true },
+                stream_options: StreamOptions {
+                    include_usage: true,
+                },
                 ignore_eos: req.ignore_eos,
                 min_tokens: req.ignore_eos.then_some(req.max_tokens),
             })
@@ -188,12 +193,19 @@ pub fn parse_event(protocol: Protocol, data: &str) -> Result<ParsedEvent, ParseE
 }
 
 fn parse_lorax(data: &str) -> Result<ParsedEvent, ParseError> {
-    let ev: LoraxEvent = serde_json::from_str(data).map_err(|e| ParseError(format!("{e}: {}", clip(data))))?;
+    let ev: LoraxEvent =
+        serde_json::from_str(data).map_err(|e| ParseError(format!("{e}: {}", clip(data))))?;
     if let Some(error) = ev.error {
-        return Ok(ParsedEvent { error: Some(error_text(&error)), ..Default::default() });
+        return Ok(ParsedEvent {
+            error: Some(error_text(&error)),
+            ..Default::default()
+        });
     }
     if ev.token.is_none() && ev.generated_text.is_none() {
-        return Err(ParseError(format!("neither `token` nor `generated_text`: {}", clip(data))));
+        return Err(ParseError(format!(
+            "neither `token` nor `generated_text`: {}",
+            clip(data)
+        )));
     }
     let details = ev.details.as_ref();
     Ok(ParsedEvent {
@@ -207,11 +219,18 @@ fn parse_lorax(data: &str) -> Result<ParsedEvent, ParseError> {
 
 fn parse_openai(data: &str) -> Result<ParsedEvent, ParseError> {
     if data == "[DONE]" {
-        return Ok(ParsedEvent { end: true, ..Default::default() });
+        return Ok(ParsedEvent {
+            end: true,
+            ..Default::default()
+        });
     }
-    let chunk: OpenAiChunk = serde_json::from_str(data).map_err(|e| ParseError(format!("{e}: {}", clip(data))))?;
+    let chunk: OpenAiChunk =
+        serde_json::from_str(data).map_err(|e| ParseError(format!("{e}: {}", clip(data))))?;
     if let Some(error) = chunk.error {
-        return Ok(ParsedEvent { error: Some(error_text(&error)), ..Default::default() });
+        return Ok(ParsedEvent {
+            error: Some(error_text(&error)),
+            ..Default::default()
+        });
     }
     if chunk.object.as_deref() == Some("error") {
         return Ok(ParsedEvent {
@@ -220,7 +239,10 @@ fn parse_openai(data: &str) -> Result<ParsedEvent, ParseError> {
         });
     }
     let carries_token = chunk.choices.iter().any(|c| {
-        let text = c.text.as_deref().or(c.delta.as_ref().and_then(|d| d.content.as_deref()));
+        let text = c
+            .text
+            .as_deref()
+            .or(c.delta.as_ref().and_then(|d| d.content.as_deref()));
         text.is_some_and(|t| !t.is_empty())
     });
     let usage = chunk.usage.as_ref();
@@ -272,7 +294,13 @@ mod tests {
         .unwrap();
         assert_eq!(
             last,
-            ParsedEvent { carries_token: true, prompt_tokens: Some(7), completion_tokens: Some(2), end: true, error: None }
+            ParsedEvent {
+                carries_token: true,
+                prompt_tokens: Some(7),
+                completion_tokens: Some(2),
+                end: true,
+                error: None
+            }
         );
     }
 
@@ -289,30 +317,61 @@ mod tests {
 
     #[test]
     fn error_events_are_errors() {
-        let e = parse_event(Protocol::Lorax, r#"{"error":"out of memory","error_type":"generation"}"#).unwrap();
+        let e = parse_event(
+            Protocol::Lorax,
+            r#"{"error":"out of memory","error_type":"generation"}"#,
+        )
+        .unwrap();
         assert_eq!(e.error.as_deref(), Some("out of memory"));
-        let e = parse_event(Protocol::OpenaiChat, r#"{"error":{"message":"boom","type":"server_error"}}"#).unwrap();
+        let e = parse_event(
+            Protocol::OpenaiChat,
+            r#"{"error":{"message":"boom","type":"server_error"}}"#,
+        )
+        .unwrap();
         assert_eq!(e.error.as_deref(), Some("boom"));
-        let e = parse_event(Protocol::OpenaiCompletions, r#"{"object":"error","message":"bad","code":400}"#).unwrap();
+        let e = parse_event(
+            Protocol::OpenaiCompletions,
+            r#"{"object":"error","message":"bad","code":400}"#,
+        )
+        .unwrap();
         assert_eq!(e.error.as_deref(), Some("bad"));
     }
 
     #[test]
     fn openai_role_only_and_usage_chunks_carry_no_token() {
-        let role = parse_event(Protocol::OpenaiChat, r#"{"choices":[{"index":0,"delta":{"role":"assistant"}}]}"#).unwrap();
+        let role = parse_event(
+            Protocol::OpenaiChat,
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant"}}]}"#,
+        )
+        .unwrap();
         assert!(!role.carries_token);
-        let empty = parse_event(Protocol::OpenaiChat, r#"{"choices":[{"index":0,"delta":{"content":""}}]}"#).unwrap();
+        let empty = parse_event(
+            Protocol::OpenaiChat,
+            r#"{"choices":[{"index":0,"delta":{"content":""}}]}"#,
+        )
+        .unwrap();
         assert!(!empty.carries_token);
-        let tok = parse_event(Protocol::OpenaiChat, r#"{"choices":[{"index":0,"delta":{"content":"hi"}}]}"#).unwrap();
+        let tok = parse_event(
+            Protocol::OpenaiChat,
+            r#"{"choices":[{"index":0,"delta":{"content":"hi"}}]}"#,
+        )
+        .unwrap();
         assert!(tok.carries_token);
-        let text = parse_event(Protocol::OpenaiCompletions, r#"{"choices":[{"index":0,"text":" x"}]}"#).unwrap();
+        let text = parse_event(
+            Protocol::OpenaiCompletions,
+            r#"{"choices":[{"index":0,"text":" x"}]}"#,
+        )
+        .unwrap();
         assert!(text.carries_token);
         let usage = parse_event(
             Protocol::OpenaiCompletions,
             r#"{"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":9,"total_tokens":13}}"#,
         )
         .unwrap();
-        assert_eq!((usage.carries_token, usage.completion_tokens), (false, Some(9)));
+        assert_eq!(
+            (usage.carries_token, usage.completion_tokens),
+            (false, Some(9))
+        );
         assert!(parse_event(Protocol::OpenaiChat, "[DONE]").unwrap().end);
     }
 
@@ -326,20 +385,34 @@ mod tests {
     #[test]
     fn bodies_name_the_adapter_the_way_each_api_expects() {
         let adapter = Adapter::Named("a-3".into());
-        let req = GenerationRequest { prompt: "hi", adapter: &adapter, max_tokens: 7, ignore_eos: true, base_model: None };
-        let lorax: serde_json::Value = serde_json::from_slice(&request_body(Protocol::Lorax, &req)).unwrap();
+        let req = GenerationRequest {
+            prompt: "hi",
+            adapter: &adapter,
+            max_tokens: 7,
+            ignore_eos: true,
+            base_model: None,
+        };
+        let lorax: serde_json::Value =
+            serde_json::from_slice(&request_body(Protocol::Lorax, &req)).unwrap();
         assert_eq!(lorax["parameters"]["adapter_id"], "a-3");
         assert_eq!(lorax["parameters"]["max_new_tokens"], 7);
         assert_eq!(lorax["parameters"]["ignore_eos_token"], true);
-        let chat: serde_json::Value = serde_json::from_slice(&request_body(Protocol::OpenaiChat, &req)).unwrap();
+        let chat: serde_json::Value =
+            serde_json::from_slice(&request_body(Protocol::OpenaiChat, &req)).unwrap();
         assert_eq!(chat["model"], "a-3");
         assert_eq!(chat["messages"][0]["content"], "hi");
         assert_eq!(chat["stream_options"]["include_usage"], true);
-        let base = GenerationRequest { adapter: &Adapter::Base, base_model: Some("mistral"), ..req };
-        let comp: serde_json::Value = serde_json::from_slice(&request_body(Protocol::OpenaiCompletions, &base)).unwrap();
+        let base = GenerationRequest {
+            adapter: &Adapter::Base,
+            base_model: Some("mistral"),
+            ..req
+        };
+        let comp: serde_json::Value =
+            serde_json::from_slice(&request_body(Protocol::OpenaiCompletions, &base)).unwrap();
         assert_eq!(comp["model"], "mistral");
         assert_eq!(comp["prompt"], "hi");
-        let lorax_base: serde_json::Value = serde_json::from_slice(&request_body(Protocol::Lorax, &base)).unwrap();
+        let lorax_base: serde_json::Value =
+            serde_json::from_slice(&request_body(Protocol::Lorax, &base)).unwrap();
         assert!(lorax_base["parameters"].get("adapter_id").is_none());
     }
 }

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::record::{micros, RequestRecord};
 use crate::scenario::{Step, StepLoad};
-use crate::summary::{Accumulator, ColdRequest, StepSummary, Stats};
+use crate::summary::{Accumulator, ColdRequest, Stats, StepSummary};
 
 /// Messages to the recorder.
 #[derive(Debug)]
@@ -89,15 +89,43 @@ pub struct Recorder {
 
 /// Columns of `requests.csv`; times are µs since the run started.
 pub const CSV_COLUMNS: [&str; 27] = [
-    "step", "phase", "user", "seq", "target", "adapter", "input_tokens", "max_tokens", "server_prompt_tokens",
-    "output_tokens", "output_tokens_source", "token_events", "scheduled_us", "sent_us", "headers_us",
-    "first_event_us", "first_token_us", "last_token_us", "end_us", "ttft_us", "total_us", "streaming_us", "tpot_us",
-    "status", "error_kind", "error_detail", "cold",
+    "step",
+    "phase",
+    "user",
+    "seq",
+    "target",
+    "adapter",
+    "input_tokens",
+    "max_tokens",
+    "server_prompt_tokens",
+    "output_tokens",
+    "output_tokens_source",
+    "token_events",
+    "scheduled_us",
+    "sent_us",
+    "headers_us",
+    "first_event_us",
+    "first_token_us",
+    "last_token_us",
+    "end_us",
+    "ttft_us",
+    "total_us",
+    "streaming_us",
+    "tpot_us",
+    "status",
+    "error_kind",
+    "error_detail",
+    "cold",
 ];
 
 impl Recorder {
     /// A recorder writing `requests.csv` into `dir`; times in the file are µs since `origin`.
-    pub fn create(dir: &Path, origin: Instant, targets: Vec<String>, live: Arc<Live>) -> std::io::Result<Recorder> {
+    pub fn create(
+        dir: &Path,
+        origin: Instant,
+        targets: Vec<String>,
+        live: Arc<Live>,
+    ) -> std::io::Result<Recorder> {
         let mut csv = csv::Writer::from_writer(File::create(dir.join("requests.csv"))?);
         csv.write_record(CSV_COLUMNS)?;
         csv.flush()?;
@@ -113,7 +141,12 @@ impl Recorder {
     }
 
     /// Spawn the recorder task; returns the sender and the task handle.
-    pub fn spawn(self) -> (mpsc::UnboundedSender<Msg>, tokio::task::JoinHandle<std::io::Result<()>>) {
+    pub fn spawn(
+        self,
+    ) -> (
+        mpsc::UnboundedSender<Msg>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ) {
         let (tx, rx) = mpsc::unbounded_channel();
         (tx, tokio::spawn(self.run(rx)))
     }
@@ -128,7 +161,11 @@ impl Recorder {
     /// Handle one message.
     pub fn handle(&mut self, msg: Msg) -> std::io::Result<()> {
         match msg {
-            Msg::StartStep { step, measure_start, measure_end } => {
+            Msg::StartStep {
+                step,
+                measure_start,
+                measure_end,
+            } => {
                 self.live.requests.store(0, Ordering::Relaxed);
                 self.live.errors.store(0, Ordering::Relaxed);
                 self.live.ttft_p90_us.store(0, Ordering::Relaxed);
@@ -152,7 +189,11 @@ impl Recorder {
                     s.cancelled += 1;
                 }
             }
-            Msg::FinishStep { end, complete, reply } => {
+            Msg::FinishStep {
+                end,
+                complete,
+                reply,
+            } => {
                 if let Some(state) = self.current.take() {
                     let _ = reply.send(self.summarize(state, end, complete));
                 }
@@ -166,16 +207,23 @@ impl Recorder {
     }
 
     fn record(&mut self, r: &RequestRecord) -> std::io::Result<()> {
-        let target = self.targets.get(r.target).cloned().unwrap_or_else(|| format!("#{}", r.target));
+        let target = self
+            .targets
+            .get(r.target)
+            .cloned()
+            .unwrap_or_else(|| format!("#{}", r.target));
         let cold = self.seen.insert((r.target, r.adapter.label().to_owned()));
         if cold {
-            self.cold.entry(r.adapter.label().to_owned()).or_default().push(ColdRequest {
-                step: r.step,
-                target: target.clone(),
-                ttft_ms: r.ttft().map(|d| d.as_secs_f64() * 1e3),
-                total_ms: r.total().map(|d| d.as_secs_f64() * 1e3),
-                error: r.failure.as_ref().map(|f| f.kind.name()),
-            });
+            self.cold
+                .entry(r.adapter.label().to_owned())
+                .or_default()
+                .push(ColdRequest {
+                    step: r.step,
+                    target: target.clone(),
+                    ttft_ms: r.ttft().map(|d| d.as_secs_f64() * 1e3),
+                    total_ms: r.total().map(|d| d.as_secs_f64() * 1e3),
+                    error: r.failure.as_ref().map(|f| f.kind.name()),
+                });
         }
         let phase = match &mut self.current {
             Some(s) if s.step.index == r.step => {
@@ -190,10 +238,15 @@ impl Recorder {
                     "after"
                 } else {
                     s.overall.add(r);
-                    s.by_adapter.entry(r.adapter.label().to_owned()).or_default().add(r);
+                    s.by_adapter
+                        .entry(r.adapter.label().to_owned())
+                        .or_default()
+                        .add(r);
                     s.by_target.entry(target.clone()).or_default().add(r);
                     if let Some(sched) = r.scheduled {
-                        s.lag_us.saturating_record(u64::from(micros(r.sent.saturating_duration_since(sched))).max(1));
+                        s.lag_us.saturating_record(
+                            u64::from(micros(r.sent.saturating_duration_since(sched))).max(1),
+                        );
                     }
                     s.last_end = Some(s.last_end.map_or(r.end, |e| e.max(r.end)));
                     if s.live_updated.elapsed().as_millis() >= 250 {
@@ -209,9 +262,24 @@ impl Recorder {
         self.write_row(r, phase, &target, cold)
     }
 
-    fn write_row(&mut self, r: &RequestRecord, phase: &str, target: &str, cold: bool) -> std::io::Result<()> {
-        let at = |t: Option<Instant>| t.map(|t| t.saturating_duration_since(self.origin).as_micros().to_string()).unwrap_or_default();
-        let dur = |d: Option<std::time::Duration>| d.map(|d| d.as_micros().to_string()).unwrap_or_default();
+    fn write_row(
+        &mut self,
+        r: &RequestRecord,
+        phase: &str,
+        target: &str,
+        cold: bool,
+    ) -> std::io::Result<()> {
+        let at = |t: Option<Instant>| {
+            t.map(|t| {
+                t.saturating_duration_since(self.origin)
+                    .as_micros()
+                    .to_string()
+            })
+            .unwrap_or_default()
+        };
+        let dur = |d: Option<std::time::Duration>| {
+            d.map(|d| d.as_micros().to_string()).unwrap_or_default()
+        };
         let opt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
         let (n, source) = r.output_tokens();
         let (kind, detail) = match &r.failure {
@@ -253,8 +321,14 @@ impl Recorder {
     }
 
     fn summarize(&self, s: StepState, end: Instant, complete: bool) -> StepSummary {
-        let window_end = if complete { s.measure_end.max(s.last_end.unwrap_or(s.measure_end)) } else { end.min(s.measure_end).max(s.last_end.unwrap_or(end)) };
-        let window_s = window_end.saturating_duration_since(s.measure_start).as_secs_f64();
+        let window_end = if complete {
+            s.measure_end.max(s.last_end.unwrap_or(s.measure_end))
+        } else {
+            end.min(s.measure_end).max(s.last_end.unwrap_or(end))
+        };
+        let window_s = window_end
+            .saturating_duration_since(s.measure_start)
+            .as_secs_f64();
         let lag = (!s.lag_us.is_empty()).then(|| Stats {
             count: s.lag_us.len(),
             avg: s.lag_us.mean() / 1e3,
@@ -282,8 +356,16 @@ impl Recorder {
             warmup_requests: s.warmup_requests,
             cancelled_requests: s.cancelled,
             overall: s.overall.summarize(window_s),
-            by_adapter: s.by_adapter.iter().map(|(k, a)| (k.clone(), a.summarize(window_s))).collect(),
-            by_target: s.by_target.iter().map(|(k, a)| (k.clone(), a.summarize(window_s))).collect(),
+            by_adapter: s
+                .by_adapter
+                .iter()
+                .map(|(k, a)| (k.clone(), a.summarize(window_s)))
+                .collect(),
+            by_target: s
+                .by_target
+                .iter()
+                .map(|(k, a)| (k.clone(), a.summarize(window_s)))
+                .collect(),
             send_lag_ms: lag,
         }
     }

@@ -52,7 +52,9 @@ pub struct RunOutcome {
 /// The default results directory: `results/<scenario>/<timestamp>`.
 pub fn default_out_dir(scenario: &Scenario) -> PathBuf {
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
-    PathBuf::from("results").join(&scenario.name).join(stamp.to_string())
+    PathBuf::from("results")
+        .join(&scenario.name)
+        .join(stamp.to_string())
 }
 
 /// Everything a request of one step needs, shared by the step's users.
@@ -73,7 +75,14 @@ struct StepShared {
 
 impl StepShared {
     /// One request: pick a target round-robin, send, hand the record over.
-    async fn execute(&self, http: &reqwest::Client, user: usize, seq: u64, spec: RequestSpec, scheduled: Option<Instant>) {
+    async fn execute(
+        &self,
+        http: &reqwest::Client,
+        user: usize,
+        seq: u64,
+        spec: RequestSpec,
+        scheduled: Option<Instant>,
+    ) {
         let target = self.next_target.fetch_add(1, Ordering::Relaxed) % self.replicas;
         let body = request_body(
             self.protocol,
@@ -119,6 +128,12 @@ impl StepShared {
 
     /// The Goose transaction body: this user's next request.
     async fn user_request(&self, user: &mut GooseUser) {
+        if self.cancel.is_cancelled() {
+            // Goose ends users between transactions: yield instead of spinning
+            // until it gets round to it.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            return;
+        }
         let id = user.weighted_users_index;
         if user.get_session_data::<UserRequests>().is_none() {
             user.set_session_data(self.generator.user(id));
@@ -148,7 +163,8 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             format!("target.token_env names `{var}`, which is not set in the environment")
         })?)),
     };
-    std::fs::create_dir_all(&cfg.out_dir).with_context(|| format!("cannot create {}", cfg.out_dir.display()))?;
+    std::fs::create_dir_all(&cfg.out_dir)
+        .with_context(|| format!("cannot create {}", cfg.out_dir.display()))?;
     std::fs::write(cfg.out_dir.join("scenario.toml"), &scenario.source_text)?;
 
     let origin = Instant::now();
@@ -158,8 +174,11 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
     let recorder = Recorder::create(&cfg.out_dir, origin, target.urls.clone(), Arc::clone(&live))
         .with_context(|| format!("cannot write into {}", cfg.out_dir.display()))?;
     let (tx, recorder_task) = recorder.spawn();
-    let endpoints: Vec<String> =
-        target.urls.iter().map(|u| format!("{u}{}", stream_path(target.protocol))).collect();
+    let endpoints: Vec<String> = target
+        .urls
+        .iter()
+        .map(|u| format!("{u}{}", stream_path(target.protocol)))
+        .collect();
 
     let mut summary = Summary {
         schema: SCHEMA.to_owned(),
@@ -172,7 +191,11 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             path: scenario.path.display().to_string(),
             text: scenario.source_text.clone(),
         },
-        target: TargetInfo { protocol: target.protocol.to_string(), urls: target.urls.clone(), embedded: false },
+        target: TargetInfo {
+            protocol: target.protocol.to_string(),
+            urls: target.urls.clone(),
+            embedded: false,
+        },
         started_at,
         ended_at: String::new(),
         partial: true,
@@ -181,7 +204,10 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         cold_requests: Default::default(),
         health: Default::default(),
         slo: Vec::new(),
-        reference: scenario.reference.as_ref().map(|r| serde_json::to_value(r).expect("plain data")),
+        reference: scenario
+            .reference
+            .as_ref()
+            .map(|r| serde_json::to_value(r).expect("plain data")),
     };
 
     let progress = Progress::new(cfg.progress, scenario, Arc::clone(&live));
@@ -191,7 +217,12 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         }
         let shared = Arc::new(StepShared {
             step: step.index,
-            generator: Arc::new(Generator::new(scenario.seed, step.index, &scenario.workload, &step.adapters)),
+            generator: Arc::new(Generator::new(
+                scenario.seed,
+                step.index,
+                &scenario.workload,
+                &step.adapters,
+            )),
             endpoints: endpoints.clone(),
             replicas: step.replicas,
             next_target: AtomicUsize::new(0),
@@ -204,21 +235,47 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             cancel: cfg.cancel.clone(),
         });
         let start = Instant::now();
-        let ramp = if step.users().is_some() { scenario.ramp_up } else { Duration::ZERO };
+        let ramp = if step.users().is_some() {
+            scenario.ramp_up
+        } else {
+            Duration::ZERO
+        };
         let measure_start = start + ramp + step.warmup;
         let measure_end = measure_start + step.duration;
-        let _ = tx.send(Msg::StartStep { step: step.clone(), measure_start, measure_end });
+        let _ = tx.send(Msg::StartStep {
+            step: step.clone(),
+            measure_start,
+            measure_end,
+        });
         progress.start_step(step, ramp + step.warmup + step.duration);
         let result = match step.load {
             StepLoad::Users(users) => run_closed(scenario, step, users, &shared, &cfg.cancel).await,
-            StepLoad::Rate { per_s, arrival, max_in_flight } => {
-                run_open(scenario.seed, step, per_s, arrival, max_in_flight, &shared, measure_end, &cfg.cancel).await;
+            StepLoad::Rate {
+                per_s,
+                arrival,
+                max_in_flight,
+            } => {
+                run_open(
+                    scenario.seed,
+                    step,
+                    per_s,
+                    arrival,
+                    max_in_flight,
+                    &shared,
+                    measure_end,
+                    &cfg.cancel,
+                )
+                .await;
                 Ok(())
             }
         };
         let complete = !cfg.cancel.is_cancelled();
         let (reply, rx) = oneshot::channel();
-        let _ = tx.send(Msg::FinishStep { end: Instant::now(), complete, reply });
+        let _ = tx.send(Msg::FinishStep {
+            end: Instant::now(),
+            complete,
+            reply,
+        });
         if let Ok(step_summary) = rx.await {
             progress.finish_step(&step_summary);
             summary.steps.push(step_summary);
@@ -239,14 +296,20 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
     let _ = tx.send(Msg::Finish { reply });
     summary.cold_requests = rx.await.unwrap_or_default();
     drop(tx);
-    recorder_task.await.context("recorder task panicked")?.context("writing requests.csv")?;
+    recorder_task
+        .await
+        .context("recorder task panicked")?
+        .context("writing requests.csv")?;
     if cfg.cancel.is_cancelled() && summary.interrupted.is_none() {
         summary.interrupted = Some("interrupted (Ctrl-C)".to_owned());
     }
     summary.partial = summary.interrupted.is_some() || summary.steps.len() < scenario.steps.len();
     summary.slo = slo::evaluate(&scenario.slo, &summary.steps);
     write_summary(&cfg.out_dir, &mut summary, &cpu)?;
-    Ok(RunOutcome { dir: cfg.out_dir.clone(), summary })
+    Ok(RunOutcome {
+        dir: cfg.out_dir.clone(),
+        summary,
+    })
 }
 
 /// One closed-loop step as a Goose attack.
@@ -261,9 +324,16 @@ async fn run_closed(
     config.host = Some(shared.endpoints[0].clone());
     config.users = Some(users);
     let ramp_s = scenario.ramp_up.as_secs_f64();
-    let rate = if ramp_s > 0.0 { users as f64 / ramp_s } else { (users as f64 * 100.0).max(1000.0) };
+    let rate = if ramp_s > 0.0 {
+        users as f64 / ramp_s
+    } else {
+        (users as f64 * 100.0).max(1000.0)
+    };
     config.increase_rate = Some(format!("{rate}"));
-    config.run_time = Some(format!("{}", (step.warmup + step.duration).as_secs_f64().ceil().max(1.0) as u64));
+    config.run_time = Some(format!(
+        "{}",
+        (step.warmup + step.duration).as_secs_f64().ceil().max(1.0) as u64
+    ));
     config.timeout = Some(format!("{}", shared.timeout.as_secs() + 5));
     config.quiet = 1;
     config.no_print_metrics = true;
@@ -298,7 +368,9 @@ async fn run_closed(
     });
     let result = attack.execute().await;
     watcher.abort();
-    result.map(|_| ()).map_err(|e| anyhow::anyhow!("goose: {e}"))
+    result
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("goose: {e}"))
 }
 
 /// One open-loop step: requests at scheduled times, latency also measured from them.
@@ -319,7 +391,8 @@ async fn run_open(
         .expect("a default reqwest client builds");
     let permits = Arc::new(Semaphore::new(max_in_flight));
     let mut requests = shared.generator.user(0);
-    let mut gaps = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ (step.index as u64).rotate_left(32) ^ 0xa11);
+    let mut gaps =
+        rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ (step.index as u64).rotate_left(32) ^ 0xa11);
     let exp = Exp::new(per_s).expect("validated: rate > 0");
     let mut tasks = tokio::task::JoinSet::new();
     let mut next = Instant::now();
@@ -363,5 +436,7 @@ fn git_revision() -> Option<String> {
         .stderr(std::process::Stdio::null())
         .output()
         .ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }

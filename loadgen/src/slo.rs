@@ -12,17 +12,39 @@ pub fn evaluate(slos: &[Slo], steps: &[StepSummary]) -> Vec<SloResult> {
             let (objective, value, limit, pass) = match *slo {
                 Slo::Latency { key, max_ms } => {
                     let value = o.latency_ms.get(&key.metric).map(|s| s.get(key.stat));
-                    (key.to_string(), value, max_ms, value.is_some_and(|v| v <= max_ms))
+                    (
+                        key.to_string(),
+                        value,
+                        max_ms,
+                        value.is_some_and(|v| v <= max_ms),
+                    )
                 }
-                Slo::ErrorRate(max) => ("error_rate".to_owned(), Some(o.error_rate), max, o.error_rate <= max),
-                Slo::MinOutputTokensPerS(min) => {
-                    ("min_output_tokens_per_s".to_owned(), Some(o.output_tokens_per_s), min, o.output_tokens_per_s >= min)
-                }
-                Slo::MinRequestsPerS(min) => {
-                    ("min_requests_per_s".to_owned(), Some(o.requests_per_s), min, o.requests_per_s >= min)
-                }
+                Slo::ErrorRate(max) => (
+                    "error_rate".to_owned(),
+                    Some(o.error_rate),
+                    max,
+                    o.error_rate <= max,
+                ),
+                Slo::MinOutputTokensPerS(min) => (
+                    "min_output_tokens_per_s".to_owned(),
+                    Some(o.output_tokens_per_s),
+                    min,
+                    o.output_tokens_per_s >= min,
+                ),
+                Slo::MinRequestsPerS(min) => (
+                    "min_requests_per_s".to_owned(),
+                    Some(o.requests_per_s),
+                    min,
+                    o.requests_per_s >= min,
+                ),
             };
-            out.push(SloResult { objective, step: step.name.clone(), value, limit, pass });
+            out.push(SloResult {
+                objective,
+                step: step.name.clone(),
+                value,
+                limit,
+                pass,
+            });
         }
     }
     out

@@ -25,7 +25,14 @@ fn new_hist() -> Histogram<u64> {
 
 /// Names of the histograms kept per scope; the key in `histograms`.
 const HISTS: [&str; 8] = [
-    "ttft", "total", "streaming", "tpot", "itl", "tokens_per_s_milli", "ttft_from_scheduled", "total_from_scheduled",
+    "ttft",
+    "total",
+    "streaming",
+    "tpot",
+    "itl",
+    "tokens_per_s_milli",
+    "ttft_from_scheduled",
+    "total_from_scheduled",
 ];
 
 /// Raw material of one scope (a step overall, one adapter, one target).
@@ -56,7 +63,10 @@ pub struct Counters {
 
 impl Default for Accumulator {
     fn default() -> Self {
-        Accumulator { hists: HISTS.iter().map(|&k| (k, new_hist())).collect(), counters: Counters::default() }
+        Accumulator {
+            hists: HISTS.iter().map(|&k| (k, new_hist())).collect(),
+            counters: Counters::default(),
+        }
     }
 }
 
@@ -86,7 +96,10 @@ impl Accumulator {
             CountSource::Server => c.counted_by_server += 1,
             CountSource::Events => c.counted_by_events += 1,
         }
-        if r.stamps.server_output_tokens.is_some_and(|s| s != r.stamps.token_events) {
+        if r.stamps
+            .server_output_tokens
+            .is_some_and(|s| s != r.stamps.token_events)
+        {
             c.count_mismatches += 1;
         }
         if let Some(t) = r.ttft() {
@@ -156,20 +169,30 @@ impl Accumulator {
             .into_iter()
             .filter_map(|m| Some((m, stats(self.hists.get(m.as_str())?, 1e-3)?)))
             .collect();
-        let sched: BTreeMap<Metric, Stats> = [(Metric::Ttft, "ttft_from_scheduled"), (Metric::Total, "total_from_scheduled")]
-            .into_iter()
-            .filter_map(|(m, name)| Some((m, stats(self.hists.get(name)?, 1e-3)?)))
-            .collect();
+        let sched: BTreeMap<Metric, Stats> = [
+            (Metric::Ttft, "ttft_from_scheduled"),
+            (Metric::Total, "total_from_scheduled"),
+        ]
+        .into_iter()
+        .filter_map(|(m, name)| Some((m, stats(self.hists.get(name)?, 1e-3)?)))
+        .collect();
         Breakdown {
             requests: c.requests,
             ok: c.ok,
             failed: c.requests - c.ok,
-            error_rate: if c.requests == 0 { 0.0 } else { (c.requests - c.ok) as f64 / c.requests as f64 },
+            error_rate: if c.requests == 0 {
+                0.0
+            } else {
+                (c.requests - c.ok) as f64 / c.requests as f64
+            },
             output_tokens_per_s: c.output_tokens as f64 / window,
             requests_per_s: c.ok as f64 / window,
             window_s,
             latency_ms,
-            tokens_per_s_per_request: self.hists.get("tokens_per_s_milli").and_then(|h| stats(h, 1e-3)),
+            tokens_per_s_per_request: self
+                .hists
+                .get("tokens_per_s_milli")
+                .and_then(|h| stats(h, 1e-3)),
             from_scheduled_ms: (!sched.is_empty()).then_some(sched),
             counters: c,
             histograms: self
@@ -183,13 +206,17 @@ impl Accumulator {
 
     /// Rebuild an accumulator from a summary (for exact merging of runs).
     pub fn from_breakdown(b: &Breakdown) -> Result<Accumulator, String> {
-        let mut acc = Accumulator { counters: b.counters.clone(), ..Accumulator::default() };
+        let mut acc = Accumulator {
+            counters: b.counters.clone(),
+            ..Accumulator::default()
+        };
         for (name, data) in &b.histograms {
             let Some(slot) = acc.hists.get_mut(name.as_str()) else {
                 return Err(format!("unknown histogram `{name}`"));
             };
             let h = decode(data).map_err(|e| format!("histogram `{name}`: {e}"))?;
-            slot.add(&h).map_err(|e| format!("histogram `{name}`: {e:?}"))?;
+            slot.add(&h)
+                .map_err(|e| format!("histogram `{name}`: {e:?}"))?;
         }
         Ok(acc)
     }
@@ -197,13 +224,19 @@ impl Accumulator {
 
 fn encode(h: &Histogram<u64>) -> String {
     let mut buf = Vec::new();
-    V2DeflateSerializer::new().serialize(h, &mut buf).expect("serializing into a Vec cannot fail");
+    V2DeflateSerializer::new()
+        .serialize(h, &mut buf)
+        .expect("serializing into a Vec cannot fail");
     base64::engine::general_purpose::STANDARD.encode(buf)
 }
 
 fn decode(data: &str) -> Result<Histogram<u64>, String> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(data).map_err(|e| e.to_string())?;
-    Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| format!("{e:?}"))
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|e| e.to_string())?;
+    Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| format!("{e:?}"))
 }
 
 /// Statistics of one distribution; `scale` converts recorded units to the reported ones.
@@ -430,13 +463,21 @@ pub struct Summary {
 impl Summary {
     /// Read a summary file, or `summary.json` inside a results directory.
     pub fn read(path: &std::path::Path) -> anyhow::Result<Summary> {
-        let file = if path.is_dir() { path.join("summary.json") } else { path.to_owned() };
+        let file = if path.is_dir() {
+            path.join("summary.json")
+        } else {
+            path.to_owned()
+        };
         let text = std::fs::read_to_string(&file)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
         let summary: Summary = serde_json::from_str(&text)
             .map_err(|e| anyhow::anyhow!("{} is not a loadgen summary: {e}", file.display()))?;
         if summary.schema != SCHEMA {
-            anyhow::bail!("{}: schema `{}` is not `{SCHEMA}`", file.display(), summary.schema);
+            anyhow::bail!(
+                "{}: schema `{}` is not `{SCHEMA}`",
+                file.display(),
+                summary.schema
+            );
         }
         Ok(summary)
     }

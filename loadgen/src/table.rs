@@ -15,25 +15,48 @@ pub fn render(summary: &Summary) -> String {
         for (stat, get) in [("avg", 0), ("p90", 1)] {
             let cells = steps
                 .iter()
-                .map(|s| ms(s.overall.latency_ms.get(&metric).map(|x| if get == 0 { x.avg } else { x.p90 })))
+                .map(|s| {
+                    ms(s.overall
+                        .latency_ms
+                        .get(&metric)
+                        .map(|x| if get == 0 { x.avg } else { x.p90 }))
+                })
                 .collect();
             rows.push((format!("{} {stat} (ms)", metric.label()), cells));
         }
     }
     rows.push((
         "output tokens/s (all requests)".into(),
-        steps.iter().map(|s| format!("{:.1}", s.overall.output_tokens_per_s)).collect(),
+        steps
+            .iter()
+            .map(|s| format!("{:.1}", s.overall.output_tokens_per_s))
+            .collect(),
     ));
-    rows.push(("requests/s".into(), steps.iter().map(|s| format!("{:.2}", s.overall.requests_per_s)).collect()));
+    rows.push((
+        "requests/s".into(),
+        steps
+            .iter()
+            .map(|s| format!("{:.2}", s.overall.requests_per_s))
+            .collect(),
+    ));
     rows.push((
         "requests ok / failed".into(),
-        steps.iter().map(|s| format!("{} / {}", s.overall.ok, s.overall.failed)).collect(),
+        steps
+            .iter()
+            .map(|s| format!("{} / {}", s.overall.ok, s.overall.failed))
+            .collect(),
     ));
 
     let header: Vec<String> = steps.iter().map(|s| s.name.clone()).collect();
     let first = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(6);
     let widths: Vec<usize> = (0..steps.len())
-        .map(|i| rows.iter().map(|r| r.1[i].len()).chain([header[i].len()]).max().unwrap_or(0))
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.1[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     let _ = write!(out, "{:first$}", "metric");
@@ -41,7 +64,11 @@ pub fn render(summary: &Summary) -> String {
         let _ = write!(out, "  {h:>w$}");
     }
     out.push('\n');
-    let _ = writeln!(out, "{}", "-".repeat(first + widths.iter().map(|w| w + 2).sum::<usize>()));
+    let _ = writeln!(
+        out,
+        "{}",
+        "-".repeat(first + widths.iter().map(|w| w + 2).sum::<usize>())
+    );
     for (label, cells) in &rows {
         let _ = write!(out, "{label:first$}");
         for (c, w) in cells.iter().zip(&widths) {
@@ -51,7 +78,13 @@ pub fn render(summary: &Summary) -> String {
     }
     for s in steps {
         if !s.overall.counters.errors.is_empty() {
-            let errs: Vec<String> = s.overall.counters.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            let errs: Vec<String> = s
+                .overall
+                .counters
+                .errors
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
             let _ = writeln!(out, "errors in `{}`: {}", s.name, errs.join(", "));
         }
     }

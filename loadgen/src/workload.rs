@@ -46,7 +46,12 @@ impl LengthSampler {
     fn new(d: LengthDist) -> Self {
         match d {
             LengthDist::Uniform { min, max } => LengthSampler::Uniform(min, max),
-            LengthDist::Normal { mean, stddev, min, max } => LengthSampler::Normal(
+            LengthDist::Normal {
+                mean,
+                stddev,
+                min,
+                max,
+            } => LengthSampler::Normal(
                 Normal::new(mean, stddev).expect("validated: stddev is finite and >= 0"),
                 min,
                 max,
@@ -80,10 +85,12 @@ impl Generator {
         let picker = match &adapters.selection {
             Selection::Uniform => Picker::Uniform,
             Selection::RoundRobin => Picker::RoundRobin,
-            Selection::Zipf(s) => Picker::Zipf(Zipf::new(n as f64, *s).expect("validated: s > 0, n >= 1")),
-            Selection::Weighted(w) => {
-                Picker::Weighted(WeightedIndex::new(w).expect("validated: weights finite, >= 0, not all zero"))
+            Selection::Zipf(s) => {
+                Picker::Zipf(Zipf::new(n as f64, *s).expect("validated: s > 0, n >= 1"))
             }
+            Selection::Weighted(w) => Picker::Weighted(
+                WeightedIndex::new(w).expect("validated: weights finite, >= 0, not all zero"),
+            ),
         };
         Generator {
             seed,
@@ -99,13 +106,23 @@ impl Generator {
     /// The request stream of one user.
     pub fn user(self: &Arc<Self>, user: usize) -> UserRequests {
         // SplitMix-style mixing keeps (seed, step, user) streams independent.
-        let mixed = mix(mix(self.seed ^ 0x6c6f_6164_6765_6e00, self.step as u64), user as u64);
-        UserRequests { gen: Arc::clone(self), user, seq: 0, rng: ChaCha8Rng::seed_from_u64(mixed) }
+        let mixed = mix(
+            mix(self.seed ^ 0x6c6f_6164_6765_6e00, self.step as u64),
+            user as u64,
+        );
+        UserRequests {
+            gen: Arc::clone(self),
+            user,
+            seq: 0,
+            rng: ChaCha8Rng::seed_from_u64(mixed),
+        }
     }
 }
 
 fn mix(a: u64, b: u64) -> u64 {
-    let mut z = a ^ b.wrapping_add(0x9e37_79b9_7f4a_7c15).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let mut z = a ^ b
+        .wrapping_add(0x9e37_79b9_7f4a_7c15)
+        .wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -141,12 +158,18 @@ impl UserRequests {
         let max_tokens = gen.output.sample(&mut self.rng);
         let (input_tokens, prompt) = match &gen.prompts {
             PromptSource::Synthetic => (Some(input), synthetic_prompt(&mut self.rng, input)),
-            PromptSource::Jsonl { prompts, .. } => {
-                (None, prompts[self.rng.random_range(0..prompts.len())].clone())
-            }
+            PromptSource::Jsonl { prompts, .. } => (
+                None,
+                prompts[self.rng.random_range(0..prompts.len())].clone(),
+            ),
         };
         self.seq += 1;
-        RequestSpec { adapter, input_tokens, max_tokens, prompt }
+        RequestSpec {
+            adapter,
+            input_tokens,
+            max_tokens,
+            prompt,
+        }
     }
 }
 
@@ -154,13 +177,14 @@ impl UserRequests {
 /// Llama/Mistral-style BPE and SentencePiece vocabularies, so `n` words make a
 /// prompt of about `n` tokens (the server's own count is recorded too).
 const WORDS: &[&str] = &[
-    "the", "of", "and", "to", "in", "is", "was", "for", "on", "are", "with", "as", "at", "be", "this", "have",
-    "from", "or", "one", "had", "by", "word", "but", "not", "what", "all", "were", "we", "when", "your", "can",
-    "said", "there", "use", "an", "each", "which", "she", "do", "how", "their", "if", "will", "up", "other",
-    "about", "out", "many", "then", "them", "these", "so", "some", "her", "would", "make", "like", "him", "into",
-    "time", "has", "look", "two", "more", "write", "go", "see", "number", "no", "way", "could", "people", "my",
-    "than", "first", "water", "been", "call", "who", "its", "now", "find", "long", "down", "day", "did", "get",
-    "come", "made", "may", "part",
+    "the", "of", "and", "to", "in", "is", "was", "for", "on", "are", "with", "as", "at", "be",
+    "this", "have", "from", "or", "one", "had", "by", "word", "but", "not", "what", "all", "were",
+    "we", "when", "your", "can", "said", "there", "use", "an", "each", "which", "she", "do", "how",
+    "their", "if", "will", "up", "other", "about", "out", "many", "then", "them", "these", "so",
+    "some", "her", "would", "make", "like", "him", "into", "time", "has", "look", "two", "more",
+    "write", "go", "see", "number", "no", "way", "could", "people", "my", "than", "first", "water",
+    "been", "call", "who", "its", "now", "find", "long", "down", "day", "did", "get", "come",
+    "made", "may", "part",
 ];
 
 fn synthetic_prompt(rng: &mut ChaCha8Rng, tokens: u32) -> String {
@@ -181,12 +205,19 @@ mod tests {
 
     fn workload(selection: Selection, n: usize) -> (Workload, AdapterSet) {
         let adapters = AdapterSet {
-            choices: (0..n).map(|i| Adapter::Named(format!("a{i}").into())).collect(),
+            choices: (0..n)
+                .map(|i| Adapter::Named(format!("a{i}").into()))
+                .collect(),
             selection,
         };
         let w = Workload {
             input_tokens: LengthDist::Uniform { min: 30, max: 500 },
-            output_tokens: LengthDist::Normal { mean: 60.0, stddev: 30.0, min: 1, max: 120 },
+            output_tokens: LengthDist::Normal {
+                mean: 60.0,
+                stddev: 30.0,
+                min: 1,
+                max: 120,
+            },
             prompts: PromptSource::Synthetic,
             adapters: adapters.clone(),
             ignore_eos: true,
@@ -226,7 +257,10 @@ mod tests {
     fn selections_follow_their_rule() {
         let (w, a) = workload(Selection::RoundRobin, 4);
         let g = Arc::new(Generator::new(1, 0, &w, &a));
-        let names: Vec<String> = take(&g, 1, 5).iter().map(|r| r.adapter.to_string()).collect();
+        let names: Vec<String> = take(&g, 1, 5)
+            .iter()
+            .map(|r| r.adapter.to_string())
+            .collect();
         assert_eq!(names, ["a1", "a2", "a3", "a0", "a1"]);
 
         let (w, a) = workload(Selection::Zipf(1.2), 10);
@@ -234,7 +268,10 @@ mod tests {
         let reqs = take(&g, 0, 4000);
         let first = reqs.iter().filter(|r| r.adapter.label() == "a0").count();
         let last = reqs.iter().filter(|r| r.adapter.label() == "a9").count();
-        assert!(first > 5 * last, "zipf favours the first adapter: {first} vs {last}");
+        assert!(
+            first > 5 * last,
+            "zipf favours the first adapter: {first} vs {last}"
+        );
 
         let (w, mut a) = workload(Selection::Weighted(vec![0.0, 1.0, 0.0]), 3);
         a.selection = Selection::Weighted(vec![0.0, 1.0, 0.0]);

@@ -22,7 +22,12 @@ step_duration = "1s"
 "#;
 
 /// Run with `fault` on adapter-1 only; return (errors by kind, ok count).
-async fn with_fault(flavor: Flavor, protocol: &str, fault: Fault, timeout: &str) -> (std::collections::BTreeMap<String, u64>, u64) {
+async fn with_fault(
+    flavor: Flavor,
+    protocol: &str,
+    fault: Fault,
+    timeout: &str,
+) -> (std::collections::BTreeMap<String, u64>, u64) {
     let server = mock(MockConfig {
         flavor,
         ttft: Duration::from_millis(5),
@@ -33,13 +38,20 @@ async fn with_fault(flavor: Flavor, protocol: &str, fault: Fault, timeout: &str)
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let out = run_text(&scenario_text(protocol, &[server.url()], timeout, LOAD), dir.path()).await;
+    let out = run_text(
+        &scenario_text(protocol, &[server.url()], timeout, LOAD),
+        dir.path(),
+    )
+    .await;
     let s = step(&out, 0);
     // Failures land on the faulty adapter only.
     assert_eq!(s.by_adapter["adapter-0"].failed, 0);
     assert_eq!(s.by_adapter["adapter-1"].ok, 0);
     let rows = csv_rows(&out.dir);
-    assert!(rows.iter().filter(|r| r["adapter"] == "adapter-1").all(|r| !r["error_kind"].is_empty()));
+    assert!(rows
+        .iter()
+        .filter(|r| r["adapter"] == "adapter-1")
+        .all(|r| !r["error_kind"].is_empty()));
     (s.overall.counters.errors.clone(), s.overall.ok)
 }
 
@@ -81,11 +93,22 @@ async fn unparseable_event_is_a_protocol_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_connections_are_connect_errors() {
     // Bind a port, then free it: nothing listens there any more.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = tempfile::tempdir().unwrap();
-    let out = run_text(&scenario_text("lorax", &[format!("http://127.0.0.1:{port}")], "5s", LOAD), dir.path()).await;
+    let out = run_text(
+        &scenario_text("lorax", &[format!("http://127.0.0.1:{port}")], "5s", LOAD),
+        dir.path(),
+    )
+    .await;
     let o = overall(&out, 0);
     assert_eq!(o.ok, 0);
     assert!(o.counters.errors["connect"] > 0, "{:?}", o.counters.errors);
-    assert!(!out.summary.partial, "the run completes despite every request failing");
+    assert!(
+        !out.summary.partial,
+        "the run completes despite every request failing"
+    );
 }

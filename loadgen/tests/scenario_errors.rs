@@ -36,7 +36,16 @@ fn the_good_file_is_valid() {
 fn unknown_fields_are_errors_with_the_allowed_ones() {
     let text = GOOD.replace("users = [1, 2]", "users = [1, 2]\nusrs = 3");
     let msg = error_of(&text);
-    assert_mentions(&msg, &["bad.toml:9", "usrs", "unknown field", "users", "step_duration"]);
+    assert_mentions(
+        &msg,
+        &[
+            "bad.toml:9",
+            "usrs",
+            "unknown field",
+            "users",
+            "step_duration",
+        ],
+    );
 }
 
 #[test]
@@ -47,14 +56,32 @@ fn wrong_types_name_the_field_and_line() {
 
 #[test]
 fn semantic_errors_name_the_field_line_and_allowed_values() {
-    let msg = error_of(&GOOD.replace("output_tokens = { min = 1, max = 4 }", "output_tokens = { min = 9, max = 4 }"));
-    assert_mentions(&msg, &["bad.toml:5", "workload.output_tokens.max", "must be >= min"]);
+    let msg = error_of(&GOOD.replace(
+        "output_tokens = { min = 1, max = 4 }",
+        "output_tokens = { min = 9, max = 4 }",
+    ));
+    assert_mentions(
+        &msg,
+        &["bad.toml:5", "workload.output_tokens.max", "must be >= min"],
+    );
 
     let msg = error_of(&GOOD.replace("step_duration = \"5s\"", "step_duration = \"five\""));
-    assert_mentions(&msg, &["bad.toml:9", "load.step_duration", "not a duration"]);
+    assert_mentions(
+        &msg,
+        &["bad.toml:9", "load.step_duration", "not a duration"],
+    );
 
-    let msg = error_of(&format!("{GOOD}\n[target]\nprotocol = \"grpc\"\nurls = [\"http://127.0.0.1:1\"]\n"));
-    assert_mentions(&msg, &["bad.toml:12", "target.protocol", "lorax, openai-completions, openai-chat"]);
+    let msg = error_of(&format!(
+        "{GOOD}\n[target]\nprotocol = \"grpc\"\nurls = [\"http://127.0.0.1:1\"]\n"
+    ));
+    assert_mentions(
+        &msg,
+        &[
+            "bad.toml:12",
+            "target.protocol",
+            "lorax, openai-completions, openai-chat",
+        ],
+    );
 
     let msg = error_of(&format!("{GOOD}\n[target]\nurls = [\"not a url\"]\n"));
     assert_mentions(&msg, &["target.urls[0]", "not a URL"]);
@@ -62,11 +89,22 @@ fn semantic_errors_name_the_field_line_and_allowed_values() {
     let msg = error_of(&GOOD.replace("users = [1, 2]", "users = [1, 0]"));
     assert_mentions(&msg, &["load.users[1]", "at least 1"]);
 
-    let msg = error_of(&format!("{GOOD}\n[workload.adapters]\ncount = 3\nselection = \"random\"\n"));
-    assert_mentions(&msg, &["workload.adapters.selection", "uniform, round-robin, zipf, weighted"]);
+    let msg = error_of(&format!(
+        "{GOOD}\n[workload.adapters]\ncount = 3\nselection = \"random\"\n"
+    ));
+    assert_mentions(
+        &msg,
+        &[
+            "workload.adapters.selection",
+            "uniform, round-robin, zipf, weighted",
+        ],
+    );
 
     let msg = error_of(&format!("{GOOD}\n[workload.adapters]\nnames = [\"a\", \"b\"]\nselection = \"weighted\"\nweights = [1.0]\n"));
-    assert_mentions(&msg, &["workload.adapters.weights", "1 weights for 2 adapters"]);
+    assert_mentions(
+        &msg,
+        &["workload.adapters.weights", "1 weights for 2 adapters"],
+    );
 
     let msg = error_of(&format!("{GOOD}\n[slo]\nttft_p42_ms = 10\n"));
     assert_mentions(&msg, &["slo.ttft_p42_ms", "error_rate", "ttft_p90_ms"]);
@@ -89,7 +127,10 @@ step_duration = "5s"
 users = 2
 replicas = 2
 "#;
-    assert_mentions(&error_of(text), &["bad.toml:11", "load.steps[0].replicas", "lists 1"]);
+    assert_mentions(
+        &error_of(text),
+        &["bad.toml:11", "load.steps[0].replicas", "lists 1"],
+    );
 }
 
 #[test]
@@ -120,6 +161,12 @@ fn overrides_replace_the_file() {
     assert_eq!(t.urls, ["http://127.0.0.1:9"]);
     assert_eq!(t.protocol, loadgen::scenario::Protocol::OpenaiChat);
     assert_eq!(s.seed, 99);
-    assert_eq!(s.steps.iter().map(|s| s.users().unwrap()).collect::<Vec<_>>(), [3, 4, 5]);
+    assert_eq!(
+        s.steps
+            .iter()
+            .map(|s| s.users().unwrap())
+            .collect::<Vec<_>>(),
+        [3, 4, 5]
+    );
     assert!(s.steps.iter().all(|s| s.duration.as_secs() == 7));
 }

@@ -12,7 +12,11 @@ use loadgen::metric::Metric;
 use loadgen::mock::MockConfig;
 
 fn fast() -> MockConfig {
-    MockConfig { ttft: Duration::from_millis(3), gap: Duration::from_millis(1), ..MockConfig::default() }
+    MockConfig {
+        ttft: Duration::from_millis(3),
+        gap: Duration::from_millis(1),
+        ..MockConfig::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,13 +38,23 @@ users = 2
 replicas = 2
 "#;
     let dir = tempfile::tempdir().unwrap();
-    let out = run_text(&scenario_text("lorax", &[a.url(), b.url()], "10s", body), dir.path()).await;
+    let out = run_text(
+        &scenario_text("lorax", &[a.url(), b.url()], "10s", body),
+        dir.path(),
+    )
+    .await;
     let one = step(&out, 0);
     assert_eq!(one.by_target.len(), 1, "step 1 uses one replica");
     let two = step(&out, 1);
     assert_eq!(two.by_target.len(), 2);
-    let (ra, rb) = (two.by_target[&a.url()].requests, two.by_target[&b.url()].requests);
-    assert!(ra.abs_diff(rb) <= 2, "round-robin per request: {ra} vs {rb}");
+    let (ra, rb) = (
+        two.by_target[&a.url()].requests,
+        two.by_target[&b.url()].requests,
+    );
+    assert!(
+        ra.abs_diff(rb) <= 2,
+        "round-robin per request: {ra} vs {rb}"
+    );
     assert_eq!(ra + rb, two.overall.requests);
     // Each server saw exactly the requests sent to it (warm-up included in its count).
     let rows = csv_rows(&out.dir);
@@ -64,16 +78,36 @@ users = [3]
 step_duration = "1s"
 "#;
     let dir = tempfile::tempdir().unwrap();
-    let out = run_text(&scenario_text("lorax", &[server.url()], "10s", body), dir.path()).await;
+    let out = run_text(
+        &scenario_text("lorax", &[server.url()], "10s", body),
+        dir.path(),
+    )
+    .await;
     let s = step(&out, 0);
-    assert_eq!(s.by_adapter.len(), 5, "{:?}", s.by_adapter.keys().collect::<Vec<_>>());
-    assert_eq!(s.by_adapter.values().map(|b| b.requests).sum::<u64>(), s.overall.requests);
+    assert_eq!(
+        s.by_adapter.len(),
+        5,
+        "{:?}",
+        s.by_adapter.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        s.by_adapter.values().map(|b| b.requests).sum::<u64>(),
+        s.overall.requests
+    );
     let seen = server.stats.by_adapter.lock().unwrap().clone();
     for (name, b) in &s.by_adapter {
         assert!(seen[name] >= b.requests, "{name}");
     }
-    assert_eq!(out.summary.cold_requests.len(), 5, "one cold first request per adapter");
-    assert!(out.summary.cold_requests.values().all(|v| v.len() == 1 && v[0].ttft_ms.is_some()));
+    assert_eq!(
+        out.summary.cold_requests.len(),
+        5,
+        "one cold first request per adapter"
+    );
+    assert!(out
+        .summary
+        .cold_requests
+        .values()
+        .all(|v| v.len() == 1 && v[0].ttft_ms.is_some()));
     let rows = csv_rows(&out.dir);
     assert_eq!(rows.iter().filter(|r| r["cold"] == "true").count(), 5);
 }
@@ -102,7 +136,10 @@ step_duration = "1s"
     };
     let (k1, k2) = (key(csv_rows(&r1.dir)), key(csv_rows(&r2.dir)));
     let common: Vec<_> = k1.keys().filter(|k| k2.contains_key(*k)).collect();
-    assert!(common.len() > 20, "both runs sent many of the same (user, seq)");
+    assert!(
+        common.len() > 20,
+        "both runs sent many of the same (user, seq)"
+    );
     for k in common {
         assert_eq!(k1[k], k2[k], "user {} request {}", k.0, k.1);
     }
@@ -112,7 +149,12 @@ step_duration = "1s"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_loop_keeps_the_schedule_and_measures_from_it() {
-    let server = mock(MockConfig { ttft: Duration::from_millis(20), gap: Duration::from_millis(2), ..MockConfig::default() }).await;
+    let server = mock(MockConfig {
+        ttft: Duration::from_millis(20),
+        gap: Duration::from_millis(2),
+        ..MockConfig::default()
+    })
+    .await;
     let body = r#"
 [workload]
 input_tokens = { min = 4, max = 4 }
@@ -124,13 +166,25 @@ rates = [40.0]
 step_duration = "2s"
 "#;
     let dir = tempfile::tempdir().unwrap();
-    let out = run_text(&scenario_text("lorax", &[server.url()], "10s", body), dir.path()).await;
+    let out = run_text(
+        &scenario_text("lorax", &[server.url()], "10s", body),
+        dir.path(),
+    )
+    .await;
     let s = step(&out, 0);
     assert_eq!(s.rate_per_s, Some(40.0));
-    assert!((78..=81).contains(&s.overall.requests), "40/s for 2 s: {}", s.overall.requests);
+    assert!(
+        (78..=81).contains(&s.overall.requests),
+        "40/s for 2 s: {}",
+        s.overall.requests
+    );
     let lag = s.send_lag_ms.expect("open loop records send lag");
     assert!(lag.p50 < 5.0, "{lag:?}");
-    let sched = s.overall.from_scheduled_ms.as_ref().expect("latency from the scheduled time");
+    let sched = s
+        .overall
+        .from_scheduled_ms
+        .as_ref()
+        .expect("latency from the scheduled time");
     assert!(sched[&Metric::Ttft].p50 >= s.overall.latency_ms[&Metric::Ttft].p50);
 }
 
@@ -138,7 +192,12 @@ step_duration = "2s"
 async fn open_loop_at_the_in_flight_cap_counts_the_queueing() {
     // The server takes 200 ms; one request in flight at a time; 20/s asked:
     // requests leave late, and latency from the schedule shows it.
-    let server = mock(MockConfig { ttft: Duration::from_millis(200), gap: Duration::from_millis(1), ..MockConfig::default() }).await;
+    let server = mock(MockConfig {
+        ttft: Duration::from_millis(200),
+        gap: Duration::from_millis(1),
+        ..MockConfig::default()
+    })
+    .await;
     let body = r#"
 [workload]
 input_tokens = { min = 4, max = 4 }
@@ -151,11 +210,26 @@ max_in_flight = 1
 step_duration = "1s"
 "#;
     let dir = tempfile::tempdir().unwrap();
-    let out = run_text(&scenario_text("lorax", &[server.url()], "10s", body), dir.path()).await;
+    let out = run_text(
+        &scenario_text("lorax", &[server.url()], "10s", body),
+        dir.path(),
+    )
+    .await;
     let o = overall(&out, 0);
     let sched = o.from_scheduled_ms.as_ref().unwrap();
-    assert!(sched[&Metric::Ttft].max > 2.0 * o.latency_ms[&Metric::Ttft].max, "coordinated omission is visible: {sched:?}");
-    assert!(out.summary.health.warnings.iter().any(|w| w.contains("send lag")), "{:?}", out.summary.health.warnings);
+    assert!(
+        sched[&Metric::Ttft].max > 2.0 * o.latency_ms[&Metric::Ttft].max,
+        "coordinated omission is visible: {sched:?}"
+    );
+    assert!(
+        out.summary
+            .health
+            .warnings
+            .iter()
+            .any(|w| w.contains("send lag")),
+        "{:?}",
+        out.summary.health.warnings
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,11 +250,19 @@ step_duration = "1s"
     let merged = loadgen::merge::merge(&[r1.summary.clone(), r2.summary.clone()]).unwrap();
     let (a, b, m) = (overall(&r1, 0), overall(&r2, 0), &merged.steps[0].overall);
     assert_eq!(m.requests, a.requests + b.requests);
-    assert_eq!(m.counters.output_tokens, a.counters.output_tokens + b.counters.output_tokens);
-    let (ta, tb, tm) = (a.latency_ms[&Metric::Ttft], b.latency_ms[&Metric::Ttft], m.latency_ms[&Metric::Ttft]);
+    assert_eq!(
+        m.counters.output_tokens,
+        a.counters.output_tokens + b.counters.output_tokens
+    );
+    let (ta, tb, tm) = (
+        a.latency_ms[&Metric::Ttft],
+        b.latency_ms[&Metric::Ttft],
+        m.latency_ms[&Metric::Ttft],
+    );
     assert_eq!(tm.count, ta.count + tb.count);
     assert_eq!(tm.max, ta.max.max(tb.max));
-    let weighted = (ta.avg * ta.count as f64 + tb.avg * tb.count as f64) / (ta.count + tb.count) as f64;
+    let weighted =
+        (ta.avg * ta.count as f64 + tb.avg * tb.count as f64) / (ta.count + tb.count) as f64;
     assert!((tm.avg - weighted).abs() < 1e-6);
     // A summary round-trips through JSON with its histograms intact.
     let json = serde_json::to_string(&merged).unwrap();

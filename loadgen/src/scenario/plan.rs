@@ -72,7 +72,12 @@ impl Ctx<'_> {
         }
     }
 
-    fn duration(&self, field: &str, value: Option<&str>, default: Duration) -> Result<Duration, ScenarioError> {
+    fn duration(
+        &self,
+        field: &str,
+        value: Option<&str>,
+        default: Duration,
+    ) -> Result<Duration, ScenarioError> {
         match value {
             None => Ok(default),
             Some(s) => humantime::parse_duration(s).map_err(|e| {
@@ -96,18 +101,33 @@ pub fn resolve(
     apply_overrides(&mut raw, overrides, &ctx)?;
 
     if raw.name.trim().is_empty() || raw.name.contains(['/', '\\']) {
-        return Err(ctx.err("name", "must be a non-empty name without slashes (it names the results directory)"));
+        return Err(ctx.err(
+            "name",
+            "must be a non-empty name without slashes (it names the results directory)",
+        ));
     }
-    let target = raw.target.as_ref().map(|t| resolve_target(t, &ctx)).transpose()?;
+    let target = raw
+        .target
+        .as_ref()
+        .map(|t| resolve_target(t, &ctx))
+        .transpose()?;
     let workload = resolve_workload(&raw, &ctx)?;
     let load = &raw.load;
-    let default_duration = ctx.duration("load.step_duration", Some(&load.step_duration), Duration::ZERO)?;
+    let default_duration = ctx.duration(
+        "load.step_duration",
+        Some(&load.step_duration),
+        Duration::ZERO,
+    )?;
     if default_duration.is_zero() {
         return Err(ctx.err("load.step_duration", "must be longer than zero"));
     }
     let warmup = ctx.duration("load.warmup", load.warmup.as_deref(), Duration::ZERO)?;
     let ramp_up = ctx.duration("load.ramp_up", load.ramp_up.as_deref(), Duration::ZERO)?;
-    let think_time = ctx.duration("load.think_time", load.think_time.as_deref(), Duration::ZERO)?;
+    let think_time = ctx.duration(
+        "load.think_time",
+        load.think_time.as_deref(),
+        Duration::ZERO,
+    )?;
     let steps = resolve_steps(&raw, &workload.adapters, default_duration, warmup, &ctx)?;
     if let Some(target) = &target {
         for step in &steps {
@@ -141,7 +161,11 @@ pub fn resolve(
     })
 }
 
-fn apply_overrides(raw: &mut RawScenario, o: &Overrides, ctx: &Ctx<'_>) -> Result<(), ScenarioError> {
+fn apply_overrides(
+    raw: &mut RawScenario,
+    o: &Overrides,
+    ctx: &Ctx<'_>,
+) -> Result<(), ScenarioError> {
     if !o.targets.is_empty() || o.api.is_some() {
         let target = raw.target.get_or_insert_with(|| RawTarget {
             protocol: None,
@@ -157,7 +181,10 @@ fn apply_overrides(raw: &mut RawScenario, o: &Overrides, ctx: &Ctx<'_>) -> Resul
             target.protocol = Some(api.clone());
         }
         if target.urls.is_empty() {
-            return Err(ctx.err("target.urls", "`--api` was given but no target URL: add `--target URL`"));
+            return Err(ctx.err(
+                "target.urls",
+                "`--api` was given but no target URL: add `--target URL`",
+            ));
         }
     }
     if let Some(seed) = o.seed {
@@ -182,7 +209,10 @@ fn resolve_target(t: &RawTarget, ctx: &Ctx<'_>) -> Result<Target, ScenarioError>
     let protocol = match t.protocol.as_deref() {
         None => Protocol::Lorax,
         Some(p) => Protocol::parse(p).ok_or_else(|| {
-            ctx.err("target.protocol", format!("unknown protocol `{p}`; allowed: {}", Protocol::NAMES))
+            ctx.err(
+                "target.protocol",
+                format!("unknown protocol `{p}`; allowed: {}", Protocol::NAMES),
+            )
         })?,
     };
     if t.urls.is_empty() {
@@ -193,10 +223,17 @@ fn resolve_target(t: &RawTarget, ctx: &Ctx<'_>) -> Result<Target, ScenarioError>
     }
     let mut urls = Vec::with_capacity(t.urls.len());
     for (i, url) in t.urls.iter().enumerate() {
-        let parsed = reqwest::Url::parse(url)
-            .map_err(|e| ctx.err(format!("target.urls[{i}]"), format!("`{url}` is not a URL: {e}")))?;
+        let parsed = reqwest::Url::parse(url).map_err(|e| {
+            ctx.err(
+                format!("target.urls[{i}]"),
+                format!("`{url}` is not a URL: {e}"),
+            )
+        })?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(ctx.err(format!("target.urls[{i}]"), format!("`{url}`: scheme must be http or https")));
+            return Err(ctx.err(
+                format!("target.urls[{i}]"),
+                format!("`{url}`: scheme must be http or https"),
+            ));
         }
         urls.push(url.trim_end_matches('/').to_owned());
     }
@@ -252,14 +289,19 @@ fn read_prompts(path: &PathBuf) -> Result<Vec<String>, String> {
     struct Line {
         prompt: String,
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut prompts = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         let parsed: Line = serde_json::from_str(line).map_err(|e| {
-            format!("{}:{}: expected {{\"prompt\": \"...\"}}: {e}", path.display(), i + 1)
+            format!(
+                "{}:{}: expected {{\"prompt\": \"...\"}}: {e}",
+                path.display(),
+                i + 1
+            )
         })?;
         prompts.push(parsed.prompt);
     }
@@ -269,14 +311,29 @@ fn read_prompts(path: &PathBuf) -> Result<Vec<String>, String> {
     Ok(prompts)
 }
 
-fn resolve_length(l: &RawLength, field: &str, floor: u32, ctx: &Ctx<'_>) -> Result<LengthDist, ScenarioError> {
-    let min = l.min.ok_or_else(|| ctx.err(format!("{field}.min"), "is required"))?;
-    let max = l.max.ok_or_else(|| ctx.err(format!("{field}.max"), "is required"))?;
+fn resolve_length(
+    l: &RawLength,
+    field: &str,
+    floor: u32,
+    ctx: &Ctx<'_>,
+) -> Result<LengthDist, ScenarioError> {
+    let min = l
+        .min
+        .ok_or_else(|| ctx.err(format!("{field}.min"), "is required"))?;
+    let max = l
+        .max
+        .ok_or_else(|| ctx.err(format!("{field}.max"), "is required"))?;
     if min < floor {
-        return Err(ctx.err(format!("{field}.min"), format!("must be at least {floor}, got {min}")));
+        return Err(ctx.err(
+            format!("{field}.min"),
+            format!("must be at least {floor}, got {min}"),
+        ));
     }
     if max < min {
-        return Err(ctx.err(format!("{field}.max"), format!("must be >= min ({min}), got {max}")));
+        return Err(ctx.err(
+            format!("{field}.max"),
+            format!("must be >= min ({min}), got {max}"),
+        ));
     }
     match l.distribution.as_deref().unwrap_or("uniform") {
         "uniform" => {
@@ -286,16 +343,33 @@ fn resolve_length(l: &RawLength, field: &str, floor: u32, ctx: &Ctx<'_>) -> Resu
             Ok(LengthDist::Uniform { min, max })
         }
         "normal" => {
-            let mean = l.mean.ok_or_else(|| ctx.err(format!("{field}.mean"), "is required for a normal distribution"))?;
-            let stddev =
-                l.stddev.ok_or_else(|| ctx.err(format!("{field}.stddev"), "is required for a normal distribution"))?;
+            let mean = l.mean.ok_or_else(|| {
+                ctx.err(
+                    format!("{field}.mean"),
+                    "is required for a normal distribution",
+                )
+            })?;
+            let stddev = l.stddev.ok_or_else(|| {
+                ctx.err(
+                    format!("{field}.stddev"),
+                    "is required for a normal distribution",
+                )
+            })?;
             if !(stddev.is_finite() && stddev >= 0.0) {
-                return Err(ctx.err(format!("{field}.stddev"), format!("must be a finite number >= 0, got {stddev}")));
+                return Err(ctx.err(
+                    format!("{field}.stddev"),
+                    format!("must be a finite number >= 0, got {stddev}"),
+                ));
             }
             if !mean.is_finite() {
                 return Err(ctx.err(format!("{field}.mean"), "must be finite"));
             }
-            Ok(LengthDist::Normal { mean, stddev, min, max })
+            Ok(LengthDist::Normal {
+                mean,
+                stddev,
+                min,
+                max,
+            })
         }
         other => Err(ctx.err(
             format!("{field}.distribution"),
@@ -316,9 +390,17 @@ fn resolve_adapters(
     let b = base.unwrap_or(&empty);
     // A step that sets `count` or `names` replaces the workload's list entirely.
     let (count, names, pattern) = if a.count.is_some() || a.names.is_some() {
-        (a.count, a.names.clone(), a.pattern.clone().or(b.pattern.clone()))
+        (
+            a.count,
+            a.names.clone(),
+            a.pattern.clone().or(b.pattern.clone()),
+        )
     } else {
-        (b.count, b.names.clone(), a.pattern.clone().or(b.pattern.clone()))
+        (
+            b.count,
+            b.names.clone(),
+            a.pattern.clone().or(b.pattern.clone()),
+        )
     };
     let include_base = a.include_base.or(b.include_base);
     let selection = a.selection.clone().or(b.selection.clone());
@@ -328,21 +410,32 @@ fn resolve_adapters(
     let mut choices = Vec::new();
     match (count, &names) {
         (Some(_), Some(_)) => {
-            return Err(ctx.err(field, "give either `count` (with `pattern`) or `names`, not both"));
+            return Err(ctx.err(
+                field,
+                "give either `count` (with `pattern`) or `names`, not both",
+            ));
         }
         (Some(n), None) => {
             let pattern = pattern.unwrap_or_else(|| "adapter-{i}".to_owned());
             if n > 0 && !pattern.contains("{i}") {
-                return Err(ctx.err(format!("{field}.pattern"), format!("`{pattern}` must contain `{{i}}`")));
+                return Err(ctx.err(
+                    format!("{field}.pattern"),
+                    format!("`{pattern}` must contain `{{i}}`"),
+                ));
             }
             for i in 0..n {
-                choices.push(Adapter::Named(pattern.replace("{i}", &i.to_string()).into()));
+                choices.push(Adapter::Named(
+                    pattern.replace("{i}", &i.to_string()).into(),
+                ));
             }
         }
         (None, Some(list)) => {
             for (i, name) in list.iter().enumerate() {
                 if name.is_empty() {
-                    return Err(ctx.err(format!("{field}.names[{i}]"), "adapter names must not be empty"));
+                    return Err(ctx.err(
+                        format!("{field}.names[{i}]"),
+                        "adapter names must not be empty",
+                    ));
                 }
                 choices.push(Adapter::Named(name.as_str().into()));
             }
@@ -353,38 +446,54 @@ fn resolve_adapters(
         choices.insert(0, Adapter::Base);
     }
     if choices.is_empty() {
-        return Err(ctx.err(field, "selects nothing: set `count`, `names` or include_base = true"));
+        return Err(ctx.err(
+            field,
+            "selects nothing: set `count`, `names` or include_base = true",
+        ));
     }
-    let selection = match selection.as_deref().unwrap_or("uniform") {
-        "uniform" => Selection::Uniform,
-        "round-robin" => Selection::RoundRobin,
-        "zipf" => {
-            let s = zipf_s.unwrap_or(1.0);
-            if !(s.is_finite() && s > 0.0) {
-                return Err(ctx.err(format!("{field}.zipf_s"), format!("must be > 0, got {s}")));
+    let selection =
+        match selection.as_deref().unwrap_or("uniform") {
+            "uniform" => Selection::Uniform,
+            "round-robin" => Selection::RoundRobin,
+            "zipf" => {
+                let s = zipf_s.unwrap_or(1.0);
+                if !(s.is_finite() && s > 0.0) {
+                    return Err(ctx.err(format!("{field}.zipf_s"), format!("must be > 0, got {s}")));
+                }
+                Selection::Zipf(s)
             }
-            Selection::Zipf(s)
-        }
-        "weighted" => {
-            let w = weights.ok_or_else(|| ctx.err(format!("{field}.weights"), "is required with selection = \"weighted\""))?;
-            if w.len() != choices.len() {
-                return Err(ctx.err(
-                    format!("{field}.weights"),
-                    format!("has {} weights for {} adapters (base counts when included)", w.len(), choices.len()),
-                ));
+            "weighted" => {
+                let w = weights.ok_or_else(|| {
+                    ctx.err(
+                        format!("{field}.weights"),
+                        "is required with selection = \"weighted\"",
+                    )
+                })?;
+                if w.len() != choices.len() {
+                    return Err(ctx.err(
+                        format!("{field}.weights"),
+                        format!(
+                            "has {} weights for {} adapters (base counts when included)",
+                            w.len(),
+                            choices.len()
+                        ),
+                    ));
+                }
+                if w.iter().any(|x| !(x.is_finite() && *x >= 0.0)) || w.iter().sum::<f64>() <= 0.0 {
+                    return Err(ctx.err(
+                        format!("{field}.weights"),
+                        "must be finite, >= 0 and not all zero",
+                    ));
+                }
+                Selection::Weighted(w)
             }
-            if w.iter().any(|x| !(x.is_finite() && *x >= 0.0)) || w.iter().sum::<f64>() <= 0.0 {
-                return Err(ctx.err(format!("{field}.weights"), "must be finite, >= 0 and not all zero"));
-            }
-            Selection::Weighted(w)
-        }
-        other => {
-            return Err(ctx.err(
+            other => return Err(ctx.err(
                 format!("{field}.selection"),
-                format!("unknown selection `{other}`; allowed: uniform, round-robin, zipf, weighted"),
-            ))
-        }
-    };
+                format!(
+                    "unknown selection `{other}`; allowed: uniform, round-robin, zipf, weighted"
+                ),
+            )),
+        };
     Ok(AdapterSet { choices, selection })
 }
 
@@ -399,16 +508,35 @@ fn resolve_steps(
     let open = match load.mode.as_deref().unwrap_or("closed") {
         "closed" => false,
         "open" => true,
-        other => return Err(ctx.err("load.mode", format!("unknown mode `{other}`; allowed: closed, open"))),
+        other => {
+            return Err(ctx.err(
+                "load.mode",
+                format!("unknown mode `{other}`; allowed: closed, open"),
+            ))
+        }
     };
     let arrival = match load.arrival.as_deref().unwrap_or("poisson") {
         "poisson" => Arrival::Poisson,
         "constant" => Arrival::Constant,
-        other => return Err(ctx.err("load.arrival", format!("unknown arrival `{other}`; allowed: poisson, constant"))),
+        other => {
+            return Err(ctx.err(
+                "load.arrival",
+                format!("unknown arrival `{other}`; allowed: poisson, constant"),
+            ))
+        }
     };
     if !open && (load.rates.is_some() || load.arrival.is_some() || load.max_in_flight.is_some()) {
-        let key = if load.rates.is_some() { "load.rates" } else if load.arrival.is_some() { "load.arrival" } else { "load.max_in_flight" };
-        return Err(ctx.err(key, "`rates`, `arrival` and `max_in_flight` need mode = \"open\""));
+        let key = if load.rates.is_some() {
+            "load.rates"
+        } else if load.arrival.is_some() {
+            "load.arrival"
+        } else {
+            "load.max_in_flight"
+        };
+        return Err(ctx.err(
+            key,
+            "`rates`, `arrival` and `max_in_flight` need mode = \"open\"",
+        ));
     }
     if open && load.users.is_some() {
         return Err(ctx.err("load.users", "open-loop mode takes `rates`, not `users`"));
@@ -419,34 +547,62 @@ fn resolve_steps(
     }
 
     let mut raw_steps: Vec<RawStep> = load.steps.clone().unwrap_or_default();
-    let shorthand = if open { load.rates.as_ref().map(Vec::len) } else { load.users.as_ref().map(Vec::len) };
+    let shorthand = if open {
+        load.rates.as_ref().map(Vec::len)
+    } else {
+        load.users.as_ref().map(Vec::len)
+    };
     match (shorthand, raw_steps.is_empty()) {
         (Some(_), false) => {
             return Err(ctx.err(
                 "load.steps",
-                if open { "give either `rates` or `[[load.steps]]`, not both" } else { "give either `users` or `[[load.steps]]`, not both" },
+                if open {
+                    "give either `rates` or `[[load.steps]]`, not both"
+                } else {
+                    "give either `users` or `[[load.steps]]`, not both"
+                },
             ))
         }
         (Some(0), true) => {
-            return Err(ctx.err(if open { "load.rates" } else { "load.users" }, "must list at least one step"))
+            return Err(ctx.err(
+                if open { "load.rates" } else { "load.users" },
+                "must list at least one step",
+            ))
         }
         (None, true) => {
             return Err(ctx.err(
                 "load",
-                if open { "needs `rates = [...]` or `[[load.steps]]`" } else { "needs `users = [...]` or `[[load.steps]]`" },
+                if open {
+                    "needs `rates = [...]` or `[[load.steps]]`"
+                } else {
+                    "needs `users = [...]` or `[[load.steps]]`"
+                },
             ))
         }
         _ => {}
     }
     if raw_steps.is_empty() {
-        let blank = RawStep { name: None, users: None, rate: None, replicas: None, duration: None, adapters: None };
+        let blank = RawStep {
+            name: None,
+            users: None,
+            rate: None,
+            replicas: None,
+            duration: None,
+            adapters: None,
+        };
         if open {
             for &rate in load.rates.iter().flatten() {
-                raw_steps.push(RawStep { rate: Some(rate), ..blank.clone() });
+                raw_steps.push(RawStep {
+                    rate: Some(rate),
+                    ..blank.clone()
+                });
             }
         } else {
             for &users in load.users.iter().flatten() {
-                raw_steps.push(RawStep { users: Some(users), ..blank.clone() });
+                raw_steps.push(RawStep {
+                    users: Some(users),
+                    ..blank.clone()
+                });
             }
         }
     }
@@ -456,7 +612,11 @@ fn resolve_steps(
     for (index, s) in raw_steps.iter().enumerate() {
         let field = |key: &str| {
             if from_list {
-                if open { format!("load.rates[{index}]") } else { format!("load.users[{index}]") }
+                if open {
+                    format!("load.rates[{index}]")
+                } else {
+                    format!("load.users[{index}]")
+                }
             } else {
                 format!("load.steps[{index}].{key}")
             }
@@ -465,16 +625,30 @@ fn resolve_steps(
             if s.users.is_some() {
                 return Err(ctx.err(field("users"), "open-loop steps take `rate`, not `users`"));
             }
-            let per_s = s.rate.ok_or_else(|| ctx.err(field("rate"), "is required in open-loop mode"))?;
+            let per_s = s
+                .rate
+                .ok_or_else(|| ctx.err(field("rate"), "is required in open-loop mode"))?;
             if !(per_s.is_finite() && per_s > 0.0) {
-                return Err(ctx.err(field("rate"), format!("must be a request rate > 0 per second, got {per_s}")));
+                return Err(ctx.err(
+                    field("rate"),
+                    format!("must be a request rate > 0 per second, got {per_s}"),
+                ));
             }
-            StepLoad::Rate { per_s, arrival, max_in_flight }
+            StepLoad::Rate {
+                per_s,
+                arrival,
+                max_in_flight,
+            }
         } else {
             if s.rate.is_some() {
-                return Err(ctx.err(field("rate"), "closed-loop steps take `users`, not `rate` (set load.mode = \"open\")"));
+                return Err(ctx.err(
+                    field("rate"),
+                    "closed-loop steps take `users`, not `rate` (set load.mode = \"open\")",
+                ));
             }
-            let users = s.users.ok_or_else(|| ctx.err(field("users"), "is required in closed-loop mode"))?;
+            let users = s
+                .users
+                .ok_or_else(|| ctx.err(field("users"), "is required in closed-loop mode"))?;
             if users == 0 {
                 return Err(ctx.err(field("users"), "must be at least 1"));
             }
@@ -490,15 +664,32 @@ fn resolve_steps(
         }
         let step_adapters = match &s.adapters {
             None => adapters.clone(),
-            Some(over) => resolve_adapters(Some(over), raw.workload.adapters.as_ref(), &field("adapters"), ctx)?,
+            Some(over) => resolve_adapters(
+                Some(over),
+                raw.workload.adapters.as_ref(),
+                &field("adapters"),
+                ctx,
+            )?,
         };
         let name = s.name.clone().unwrap_or_else(|| match step_load {
             StepLoad::Users(1) => "1 user".to_owned(),
             StepLoad::Users(n) => format!("{n} users"),
             StepLoad::Rate { per_s, .. } => format!("{per_s} req/s"),
         });
-        let name = if replicas > 1 && s.name.is_none() { format!("{name}, {replicas} replicas") } else { name };
-        steps.push(Step { index, name, load: step_load, replicas, adapters: step_adapters, duration, warmup });
+        let name = if replicas > 1 && s.name.is_none() {
+            format!("{name}, {replicas} replicas")
+        } else {
+            name
+        };
+        steps.push(Step {
+            index,
+            name,
+            load: step_load,
+            replicas,
+            adapters: step_adapters,
+            duration,
+            warmup,
+        });
     }
     Ok(steps)
 }
@@ -538,7 +729,9 @@ fn resolve_slo(raw: &RawScenario, ctx: &Ctx<'_>) -> Result<Vec<Slo>, ScenarioErr
 }
 
 fn resolve_reference(raw: &RawScenario, ctx: &Ctx<'_>) -> Result<Option<Reference>, ScenarioError> {
-    let Some(r) = &raw.reference else { return Ok(None) };
+    let Some(r) = &raw.reference else {
+        return Ok(None);
+    };
     let mut steps = Vec::new();
     for (i, s) in r.steps.iter().enumerate() {
         let mut figures = Vec::new();
@@ -551,7 +744,13 @@ fn resolve_reference(raw: &RawScenario, ctx: &Ctx<'_>) -> Result<Option<Referenc
             }
             figures.push((key.clone(), value));
         }
-        steps.push(ReferenceStep { users: s.users, figures });
+        steps.push(ReferenceStep {
+            users: s.users,
+            figures,
+        });
     }
-    Ok(Some(Reference { source: r.source.clone(), steps }))
+    Ok(Some(Reference {
+        source: r.source.clone(),
+        steps,
+    }))
 }

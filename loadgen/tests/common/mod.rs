@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Start a mock server with `config`.
 pub async fn mock(config: MockConfig) -> MockServer {
-    MockServer::start(config).await.expect("bind a loopback port")
+    MockServer::start(config)
+        .await
+        .expect("bind a loopback port")
 }
 
 /// A scenario with a `[target]` naming `urls` and the given protocol; `body` holds the rest.
@@ -25,10 +27,16 @@ pub fn scenario_text(protocol: &str, urls: &[String], timeout: &str, body: &str)
 
 /// Parse and run a scenario into a temporary directory.
 pub async fn run_text(text: &str, dir: &Path) -> RunOutcome {
-    let scenario = Scenario::from_str(text, &dir.join("test.toml"), &Overrides::default()).expect("valid scenario");
-    run(RunConfig { scenario, out_dir: dir.join("out"), progress: false, cancel: CancellationToken::new() })
-        .await
-        .expect("run completes")
+    let scenario = Scenario::from_str(text, &dir.join("test.toml"), &Overrides::default())
+        .expect("valid scenario");
+    run(RunConfig {
+        scenario,
+        out_dir: dir.join("out"),
+        progress: false,
+        cancel: CancellationToken::new(),
+    })
+    .await
+    .expect("run completes")
 }
 
 /// The overall breakdown of step `i`.
@@ -49,7 +57,11 @@ pub fn csv_rows(dir: &Path) -> Vec<std::collections::HashMap<String, String>> {
         .records()
         .map(|r| {
             let r = r.expect("valid row");
-            headers.iter().zip(r.iter()).map(|(h, v)| (h.to_owned(), v.to_owned())).collect()
+            headers
+                .iter()
+                .zip(r.iter())
+                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .collect()
         })
         .collect()
 }
