@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use axum::Router;
 use bytes::Bytes;
 use futures_util::stream;
@@ -89,6 +90,8 @@ pub struct MockStats {
     pub requests: AtomicU64,
     /// Requests per adapter (`base` when none).
     pub by_adapter: Mutex<BTreeMap<String, u64>>,
+    /// The `Authorization` header of the latest request, if it had one.
+    pub last_authorization: Mutex<Option<String>>,
     /// Emission times of calibration requests (prompt `calib-<id> ...`), by id.
     pub emits: Mutex<BTreeMap<u64, Emits>>,
 }
@@ -112,6 +115,11 @@ impl MockServer {
     pub async fn start(config: MockConfig) -> std::io::Result<MockServer> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        // Without TCP_NODELAY, Nagle holds the first token behind the client's
+        // delayed ACK of the headers, adding tens of milliseconds to TTFT.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let stats = Arc::new(MockStats::default());
         let shared = Arc::new(Shared {
             config,
@@ -190,8 +198,22 @@ fn parse_ask(body: &serde_json::Value, chat: bool) -> Ask {
     }
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, uri: axum::http::Uri, body: Bytes) -> Response {
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
     let received = tokio::time::Instant::now();
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    *shared
+        .stats
+        .last_authorization
+        .lock()
+        .expect("not poisoned") = auth;
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return error_response(StatusCode::UNPROCESSABLE_ENTITY, "invalid JSON");
     };

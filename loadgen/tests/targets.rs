@@ -270,3 +270,29 @@ step_duration = "1s"
     assert_eq!(back.steps[0].overall.counters, m.counters);
     assert_eq!(back.steps[0].overall.histograms, m.histograms);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_token_comes_from_the_named_environment_variable() {
+    let server = mock(fast()).await;
+    // SAFETY (edition 2021: safe): this test binary reads the variable only in this test.
+    std::env::set_var("LOADGEN_TEST_TOKEN_XYZ", "s3cret");
+    let body = r#"
+[workload]
+input_tokens = { min = 4, max = 4 }
+output_tokens = { min = 1, max = 1 }
+[load]
+users = [1]
+step_duration = "1s"
+"#;
+    let text = scenario_text("lorax", &[server.url()], "10s", body).replace(
+        "timeout = \"10s\"",
+        "timeout = \"10s\"\ntoken_env = \"LOADGEN_TEST_TOKEN_XYZ\"",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_text(&text, dir.path()).await;
+    assert!(overall(&out, 0).ok > 0);
+    assert_eq!(
+        server.stats.last_authorization.lock().unwrap().as_deref(),
+        Some("Bearer s3cret")
+    );
+}

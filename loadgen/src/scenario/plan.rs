@@ -451,49 +451,50 @@ fn resolve_adapters(
             "selects nothing: set `count`, `names` or include_base = true",
         ));
     }
-    let selection =
-        match selection.as_deref().unwrap_or("uniform") {
-            "uniform" => Selection::Uniform,
-            "round-robin" => Selection::RoundRobin,
-            "zipf" => {
-                let s = zipf_s.unwrap_or(1.0);
-                if !(s.is_finite() && s > 0.0) {
-                    return Err(ctx.err(format!("{field}.zipf_s"), format!("must be > 0, got {s}")));
-                }
-                Selection::Zipf(s)
+    let selection = match selection.as_deref().unwrap_or("uniform") {
+        "uniform" => Selection::Uniform,
+        "round-robin" => Selection::RoundRobin,
+        "zipf" => {
+            let s = zipf_s.unwrap_or(1.0);
+            if !(s.is_finite() && s > 0.0) {
+                return Err(ctx.err(format!("{field}.zipf_s"), format!("must be > 0, got {s}")));
             }
-            "weighted" => {
-                let w = weights.ok_or_else(|| {
-                    ctx.err(
-                        format!("{field}.weights"),
-                        "is required with selection = \"weighted\"",
-                    )
-                })?;
-                if w.len() != choices.len() {
-                    return Err(ctx.err(
-                        format!("{field}.weights"),
-                        format!(
-                            "has {} weights for {} adapters (base counts when included)",
-                            w.len(),
-                            choices.len()
-                        ),
-                    ));
-                }
-                if w.iter().any(|x| !(x.is_finite() && *x >= 0.0)) || w.iter().sum::<f64>() <= 0.0 {
-                    return Err(ctx.err(
-                        format!("{field}.weights"),
-                        "must be finite, >= 0 and not all zero",
-                    ));
-                }
-                Selection::Weighted(w)
+            Selection::Zipf(s)
+        }
+        "weighted" => {
+            let w = weights.ok_or_else(|| {
+                ctx.err(
+                    format!("{field}.weights"),
+                    "is required with selection = \"weighted\"",
+                )
+            })?;
+            if w.len() != choices.len() {
+                return Err(ctx.err(
+                    format!("{field}.weights"),
+                    format!(
+                        "has {} weights for {} adapters (base counts when included)",
+                        w.len(),
+                        choices.len()
+                    ),
+                ));
             }
-            other => return Err(ctx.err(
+            if w.iter().any(|x| !(x.is_finite() && *x >= 0.0)) || w.iter().sum::<f64>() <= 0.0 {
+                return Err(ctx.err(
+                    format!("{field}.weights"),
+                    "must be finite, >= 0 and not all zero",
+                ));
+            }
+            Selection::Weighted(w)
+        }
+        other => {
+            return Err(ctx.err(
                 format!("{field}.selection"),
                 format!(
                     "unknown selection `{other}`; allowed: uniform, round-robin, zipf, weighted"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     Ok(AdapterSet { choices, selection })
 }
 
