@@ -87,6 +87,11 @@ pub struct Recorder {
     live: Arc<Live>,
 }
 
+/// Records that may wait for the recorder before senders are held up.
+const CHANNEL_CAPACITY: usize = 16_384;
+/// Rows reach the file at most this long after their request completes.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Columns of `requests.csv`; times are µs since the run started.
 pub const CSV_COLUMNS: [&str; 27] = [
     "step",
@@ -141,19 +146,29 @@ impl Recorder {
     }
 
     /// Spawn the recorder task; returns the sender and the task handle.
+    ///
+    /// The channel is bounded: when the recorder falls behind (requests failing
+    /// in a tight loop), senders wait instead of memory growing without limit.
     pub fn spawn(
         self,
     ) -> (
-        mpsc::UnboundedSender<Msg>,
+        mpsc::Sender<Msg>,
         tokio::task::JoinHandle<std::io::Result<()>>,
     ) {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         (tx, tokio::spawn(self.run(rx)))
     }
 
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) -> std::io::Result<()> {
-        while let Some(msg) = rx.recv().await {
-            self.handle(msg)?;
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) -> std::io::Result<()> {
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(msg) => self.handle(msg)?,
+                    None => break,
+                },
+                _ = tick.tick() => self.csv.flush()?,
+            }
         }
         self.csv.flush()
     }
@@ -315,9 +330,11 @@ impl Recorder {
             detail,
             cold.to_string(),
         ];
-        self.csv.write_record(&fields)?;
-        // Written as each request completes: an interrupted run keeps every row.
-        self.csv.flush()
+        // Buffered, flushed every FLUSH_EVERY and at each step's end: an
+        // interrupted run keeps every row.
+        self.csv
+            .write_record(&fields)
+            .map_err(std::io::Error::other)
     }
 
     fn summarize(&self, s: StepState, end: Instant, complete: bool) -> StepSummary {

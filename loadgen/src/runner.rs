@@ -69,7 +69,7 @@ struct StepShared {
     timeout: Duration,
     ignore_eos: bool,
     base_model: Option<String>,
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: mpsc::Sender<Msg>,
     cancel: CancellationToken,
 }
 
@@ -104,7 +104,7 @@ impl StepShared {
         tokio::select! {
             biased;
             _ = self.cancel.cancelled() => {
-                let _ = self.tx.send(Msg::Cancelled { step: self.step });
+                let _ = self.tx.send(Msg::Cancelled { step: self.step }).await;
             }
             (sent, stamps, end, failure) = client::send(http, req) => {
                 let record = RequestRecord {
@@ -121,7 +121,7 @@ impl StepShared {
                     end,
                     failure,
                 };
-                let _ = self.tx.send(Msg::Record(Box::new(record)));
+                let _ = self.tx.send(Msg::Record(Box::new(record))).await;
             }
         }
     }
@@ -242,11 +242,13 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         };
         let measure_start = start + ramp + step.warmup;
         let measure_end = measure_start + step.duration;
-        let _ = tx.send(Msg::StartStep {
-            step: step.clone(),
-            measure_start,
-            measure_end,
-        });
+        let _ = tx
+            .send(Msg::StartStep {
+                step: step.clone(),
+                measure_start,
+                measure_end,
+            })
+            .await;
         progress.start_step(step, ramp + step.warmup + step.duration);
         let result = match step.load {
             StepLoad::Users(users) => run_closed(scenario, step, users, &shared, &cfg.cancel).await,
@@ -271,11 +273,13 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         };
         let complete = !cfg.cancel.is_cancelled();
         let (reply, rx) = oneshot::channel();
-        let _ = tx.send(Msg::FinishStep {
-            end: Instant::now(),
-            complete,
-            reply,
-        });
+        let _ = tx
+            .send(Msg::FinishStep {
+                end: Instant::now(),
+                complete,
+                reply,
+            })
+            .await;
         if let Ok(step_summary) = rx.await {
             progress.finish_step(&step_summary);
             summary.steps.push(step_summary);
@@ -293,7 +297,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
     progress.done();
 
     let (reply, rx) = oneshot::channel();
-    let _ = tx.send(Msg::Finish { reply });
+    let _ = tx.send(Msg::Finish { reply }).await;
     summary.cold_requests = rx.await.unwrap_or_default();
     drop(tx);
     recorder_task

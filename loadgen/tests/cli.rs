@@ -10,6 +10,16 @@ use common::*;
 use loadgen::mock::MockConfig;
 use loadgen::summary::Summary;
 
+/// Kills the child if the test fails before it exits.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn loadgen() -> Command {
     Command::new(env!("CARGO_BIN_EXE_loadgen"))
 }
@@ -37,7 +47,7 @@ async fn ctrl_c_leaves_a_valid_partial_summary_and_every_row() {
     let file = dir.path().join("long.toml");
     std::fs::write(&file, scenario_text("lorax", &[server.url()], "10s", BODY)).unwrap();
     let out = dir.path().join("out");
-    let mut child = loadgen()
+    let child = loadgen()
         .args(["run", "--quiet", "--out"])
         .arg(&out)
         .arg(&file)
@@ -45,15 +55,16 @@ async fn ctrl_c_leaves_a_valid_partial_summary_and_every_row() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut child = KillOnDrop(child);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             break status;
         }
         assert!(
