@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::record::{micros, RequestRecord};
 use crate::scenario::{Step, StepLoad};
-use crate::summary::{Accumulator, ColdRequest, Stats, StepSummary};
+use crate::summary::{stats, Accumulator, ColdRequest, StepSummary};
 
 /// Messages to the recorder.
 #[derive(Debug)]
@@ -346,16 +346,7 @@ impl Recorder {
         let window_s = window_end
             .saturating_duration_since(s.measure_start)
             .as_secs_f64();
-        let lag = (!s.lag_us.is_empty()).then(|| Stats {
-            count: s.lag_us.len(),
-            avg: s.lag_us.mean() / 1e3,
-            min: s.lag_us.min() as f64 / 1e3,
-            p50: s.lag_us.value_at_quantile(0.5) as f64 / 1e3,
-            p90: s.lag_us.value_at_quantile(0.9) as f64 / 1e3,
-            p95: s.lag_us.value_at_quantile(0.95) as f64 / 1e3,
-            p99: s.lag_us.value_at_quantile(0.99) as f64 / 1e3,
-            max: s.lag_us.max() as f64 / 1e3,
-        });
+        let lag = stats(&s.lag_us, 1e-3);
         let step = &s.step;
         StepSummary {
             index: step.index,

@@ -240,7 +240,7 @@ fn decode(data: &str) -> Result<Histogram<u64>, String> {
 }
 
 /// Statistics of one distribution; `scale` converts recorded units to the reported ones.
-fn stats(h: &Histogram<u64>, scale: f64) -> Option<Stats> {
+pub(crate) fn stats(h: &Histogram<u64>, scale: f64) -> Option<Stats> {
     if h.is_empty() {
         return None;
     }
